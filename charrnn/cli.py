@@ -7,10 +7,15 @@ with exit status 1; usage errors keep Click's status 2; Ctrl-C exits 130.
 from __future__ import annotations
 
 import contextlib
+import json
+import signal
 import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from tqdm import tqdm
 
 from .errors import CharrnnError
 
@@ -39,6 +44,127 @@ def user_errors() -> Iterator[None]:
         with contextlib.suppress(Exception):
             sys.stdout = None  # type: ignore[assignment]
         raise typer.Exit(0) from None
+
+
+ThreadsOption = Annotated[int, typer.Option("--threads", help="Threads for BLAS and kernels (0: all cores).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+@contextlib.contextmanager
+def graceful_interrupt() -> Iterator[list[bool]]:
+    """First Ctrl-C asks the training loop to stop at the next step boundary (so the checkpoint it then
+    writes is consistent); a second one interrupts at once."""
+    requested = [False]
+
+    def handler(signum, frame):  # noqa: ARG001
+        requested[0] = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@app.command()
+def train(
+    corpus: Annotated[list[Path], typer.Argument(help="Text files or directories to train on.", show_default=False)],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Checkpoint to write (latest state; the best "
+            "model by validation loss goes beside it as <stem>.best.npz).",
+        ),
+    ] = Path("model.npz"),
+    hidden: Annotated[int, typer.Option(help="Hidden units per layer.")] = 256,
+    layers: Annotated[int, typer.Option(help="Stacked Elman layers.")] = 1,
+    activation: Annotated[str, typer.Option(help="tanh or relu.")] = "tanh",
+    seq_len: Annotated[int, typer.Option(help="Characters per chunk (truncated BPTT length).")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Parallel streams per step.")] = 64,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 2e-3,
+    optimizer: Annotated[str, typer.Option(help="adam, rmsprop, adagrad or sgd (with --momentum).")] = "adam",
+    momentum: Annotated[float, typer.Option(help="Momentum for sgd.")] = 0.9,
+    weight_decay: Annotated[float, typer.Option(help="L2 weight decay (decoupled for adam).")] = 0.0,
+    clip: Annotated[float, typer.Option(help="Clip gradients to this global norm (0: off).")] = 5.0,
+    clip_value: Annotated[float, typer.Option(help="Clamp each gradient element to ±this (0: off).")] = 0.0,
+    lr_decay: Annotated[float, typer.Option(help="Multiply the learning rate by this each epoch.")] = 1.0,
+    epochs: Annotated[float | None, typer.Option(help="Stop after this many epochs.")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Stop when the model has this many steps in all (resumed steps included).")
+    ] = None,
+    time_budget: Annotated[float | None, typer.Option("--time", help="Stop after this many seconds.")] = None,
+    val_frac: Annotated[float, typer.Option(help="Fraction of the text (its tail) held out for validation.")] = 0.1,
+    val_file: Annotated[Path | None, typer.Option(help="Validate on this file instead of a tail split.")] = None,
+    eval_every: Annotated[int, typer.Option(help="Evaluate and checkpoint every this many steps.")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed (initialisation).")] = 1234,
+    threads: ThreadsOption = 0,
+    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    resume: Annotated[Path | None, typer.Option(help="Continue from this checkpoint (an -o file).")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the corpus.")] = "utf-8",
+    errors: Annotated[
+        str, typer.Option(help="strict: invalid bytes are an error; replace: accept them as U+FFFD.")
+    ] = "strict",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Train a character-level RNN on CORPUS and write a checkpoint."""
+    from .data import prepare_data
+    from .model import ModelConfig
+    from .train import TrainConfig
+    from .train import train as run_training
+
+    with user_errors():
+        train_config = TrainConfig(
+            seq_len=seq_len, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
+            weight_decay=weight_decay, clip=clip, clip_value=clip_value, lr_decay=lr_decay, epochs=epochs,
+            steps=steps, time_budget=time_budget, eval_every=eval_every, seed=seed, threads=threads,
+        )  # fmt: skip
+        data = prepare_data(corpus, val_frac=val_frac, val_file=val_file, encoding=encoding, errors=errors)
+        model_config = ModelConfig(len(data.vocab), hidden, layers, activation, dtype)
+        with graceful_interrupt() as interrupted:
+            result = run_training(
+                model_config, train_config, data.vocab, data.train_ids, data.val_ids, output, resume=resume,
+                progress=not quiet, log=lambda message: tqdm.write(message, file=sys.stderr),
+                should_stop=lambda: interrupted[0],
+            )  # fmt: skip
+        best = result.state.best_val_loss
+        typer.echo(
+            f"stopped ({result.stop_reason}) at step {result.state.step}, {result.chars_per_second:,.0f} chars/s; "
+            f"saved {result.output}"
+            + (f", best validation {best:.4f} nats/char in {result.best_output}" if best is not None else ""),
+            err=True,
+        )
+        if result.stop_reason == "interrupted":
+            raise typer.Exit(130)
+
+
+@app.command()
+def info(
+    model: Annotated[Path, typer.Argument(help="Checkpoint (.npz).", show_default=False)],
+    as_json: JsonOption = False,
+) -> None:
+    """Architecture, parameter counts, vocabulary and training progress of a checkpoint."""
+    from .model import checkpoint_info
+
+    with user_errors():
+        details = checkpoint_info(model)
+    if as_json:
+        typer.echo(json.dumps(details, indent=2))
+        return
+    config = details["config"]
+    typer.echo(f"{details['path']}: {config['num_layers']} x {config['hidden_size']} {config['activation']} "
+               f"Elman RNN, {config['dtype']}, format v{details['format_version']}")  # fmt: skip
+    typer.echo(f"{'tensor':<8}{'shape':<18}{'parameters':>12}")
+    for row in details["parameters"]:
+        typer.echo(f"{row['name']:<8}{str(tuple(row['shape'])):<18}{row['count']:>12,}")
+    typer.echo(f"{'total':<26}{details['total_parameters']:>12,}")
+    typer.echo(f"vocabulary: {details['vocab_size']} characters {details['vocab']!r}")
+    best = details["best_val_loss_nats"]
+    typer.echo(f"trained: {details['steps']} steps, epoch {details['epoch']}; best validation: "
+               + (f"{best:.4f} nats/char ({details['best_val_loss_bits']:.4f} bits/char)" if best is not None
+                  else "none"))  # fmt: skip
 
 
 def main() -> None:

@@ -127,7 +127,7 @@ class Vocab:
         if unknown.any():
             positions = np.flatnonzero(unknown)
             values, first, count = np.unique(codes[positions], return_index=True, return_counts=True)
-            counts = {chr(int(v)): (int(c), int(positions[f])) for v, f, c in zip(values, first, count)}
+            counts = {chr(int(v)): (int(c), int(positions[f])) for v, f, c in zip(values, first, count, strict=True)}
             report = UnknownReport(counts, unk)
             if unk == "error":
                 raise CharrnnError(

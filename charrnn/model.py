@@ -1,0 +1,315 @@
+"""The model: configuration, parameters, initialisation, forward/backward wrappers, checkpoint I/O.
+
+Parameters (row-vector convention: activations are rows, weights sit on the right of each product):
+
+    name  shape         role
+    Wx    (V, H)        layer-1 input weights; x_t one-hot, so x_t·Wx is the row Wx[id]
+    Wu    (L-1, H, H)   input weights of layers 2..L: h(l-1)_t · Wu[l-2]
+    Wh    (L, H, H)     recurrent weights: h_{t-1} · Wh[l-1]
+    bh    (L, H)        hidden biases
+    Wy    (H, V)        output weights: hL_t · Wy
+    by    (V,)          output biases
+
+All parameters are views into one flat vector (`Model.flat`), so the optimizer, gradient clipping and
+the divergence check each run over a single array.
+
+Initialisation (documented in the README): Wx, Wu and Wy uniform in ±1/sqrt(H) (PyTorch's nn.RNN
+scheme), Wh a random orthogonal matrix (keeps the recurrence's gain near 1 at the start, the usual
+remedy for vanishing/exploding gradients in tanh RNNs), biases zero.
+
+The checkpoint is one `.npz` (see `save_checkpoint`) readable with `np.load(path, allow_pickle=False)`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import kernels
+from .errors import CharrnnError
+from .vocab import Vocab
+
+CHECKPOINT_FORMAT = "charrnn-checkpoint"
+CHECKPOINT_VERSION = 1
+PARAM_NAMES = ("Wx", "Wu", "Wh", "bh", "Wy", "by")
+ACTIVATIONS = ("tanh", "relu")
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture. `vocab_size` comes from the vocabulary; the rest from the user."""
+
+    vocab_size: int
+    hidden_size: int = 256
+    num_layers: int = 1
+    activation: str = "tanh"
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.vocab_size < 1:
+            raise CharrnnError(f"vocabulary size must be >= 1, got {self.vocab_size}")
+        if self.hidden_size < 1:
+            raise CharrnnError(f"--hidden must be >= 1, got {self.hidden_size}")
+        if self.num_layers < 1:
+            raise CharrnnError(f"--layers must be >= 1, got {self.num_layers}")
+        if self.activation not in ACTIVATIONS:
+            raise CharrnnError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if self.dtype not in DTYPES:
+            raise CharrnnError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        V, H, L = self.vocab_size, self.hidden_size, self.num_layers
+        return {"Wx": (V, H), "Wu": (L - 1, H, H), "Wh": (L, H, H), "bh": (L, H), "Wy": (H, V), "by": (V,)}
+
+    @property
+    def activation_code(self) -> int:
+        """The kernels' activation flag: float64 uses exact libm tanh (gradient checks), float32 the
+        vectorised approximation (|error| < 3e-7, below float32 resolution near ±1)."""
+        if self.activation == "relu":
+            return kernels.ACT_RELU
+        return kernels.ACT_TANH_EXACT if self.dtype == "float64" else kernels.ACT_TANH
+
+
+def param_views(flat: np.ndarray, config: ModelConfig) -> dict[str, np.ndarray]:
+    """Split a flat (P,) vector into named, shaped views (no copies)."""
+    views, offset = {}, 0
+    for name, shape in config.param_shapes().items():
+        size = int(np.prod(shape))
+        views[name] = flat[offset : offset + size].reshape(shape)
+        offset += size
+    return views
+
+
+def num_params(config: ModelConfig) -> int:
+    return sum(int(np.prod(shape)) for shape in config.param_shapes().values())
+
+
+@dataclass
+class Model:
+    """Parameters plus the vocabulary and architecture that give them meaning."""
+
+    config: ModelConfig
+    vocab: Vocab
+    flat: np.ndarray  # (P,) all parameters
+    params: dict[str, np.ndarray] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.params = param_views(self.flat, self.config)
+
+    @classmethod
+    def initialize(cls, config: ModelConfig, vocab: Vocab, rng: np.random.Generator) -> Model:
+        """Fresh weights (scheme in the module docstring), drawn from `rng`."""
+        if config.vocab_size != len(vocab):
+            raise CharrnnError(f"config has vocab_size {config.vocab_size} but vocabulary has {len(vocab)}")
+        flat = np.zeros(num_params(config), dtype=np.float64)
+        params = param_views(flat, config)
+        bound = 1.0 / np.sqrt(config.hidden_size)
+        for name in ("Wx", "Wu", "Wy"):
+            params[name][...] = rng.uniform(-bound, bound, size=params[name].shape)
+        for layer in range(config.num_layers):
+            params["Wh"][layer] = random_orthogonal(config.hidden_size, rng)
+        return cls(config, vocab, flat.astype(config.dtype))
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.flat.dtype
+
+    def initial_state(self, batch_size: int) -> np.ndarray:
+        """(L, B, H) zeros: the hidden state at the start of a text."""
+        return np.zeros((self.config.num_layers, batch_size, self.config.hidden_size), dtype=self.dtype)
+
+    def _hidden_scratch(self, batch_size: int, seq_len: int) -> np.ndarray:
+        return np.empty((self.config.num_layers, seq_len, batch_size, self.config.hidden_size), self.dtype)
+
+    def loss(self, inputs: np.ndarray, targets: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
+        """Mean cross-entropy (nats/char) of targets given inputs, from hidden state `state`.
+
+        inputs, targets (B, T) ids; state (L, B, H). Returns (loss, final state (L, B, H)).
+        Wraps `kernels._loss`.
+        """
+        hidden = self._hidden_scratch(*inputs.shape)
+        p = self.params
+        loss = kernels._loss(
+            _ids(inputs), _ids(targets), p["Wx"], p["Wu"], p["Wh"], p["bh"], p["Wy"], p["by"],
+            _state(state, self.dtype), hidden, self.config.activation_code,
+        )  # fmt: skip
+        return float(loss), hidden[:, -1].copy()
+
+    def loss_and_grads(
+        self, inputs: np.ndarray, targets: np.ndarray, state: np.ndarray, grad_flat: np.ndarray | None = None
+    ) -> tuple[float, np.ndarray, np.ndarray]:
+        """Loss, its gradient (flat (P,), same layout as `flat`) and the final state (L, B, H).
+
+        Truncated BPTT: the gradient does not flow into `state`. Wraps `kernels._loss_and_grads`.
+        """
+        if grad_flat is None:
+            grad_flat = np.empty_like(self.flat)
+        hidden = self._hidden_scratch(*inputs.shape)
+        p, g = self.params, param_views(grad_flat, self.config)
+        loss = kernels._loss_and_grads(
+            _ids(inputs), _ids(targets), p["Wx"], p["Wu"], p["Wh"], p["bh"], p["Wy"], p["by"],
+            _state(state, self.dtype), hidden, g["Wx"], g["Wu"], g["Wh"], g["bh"], g["Wy"], g["by"],
+            self.config.activation_code,
+        )  # fmt: skip
+        return float(loss), grad_flat, hidden[:, -1].copy()
+
+    def summary(self) -> list[tuple[str, tuple[int, ...], int]]:
+        """(name, shape, count) per tensor, like Keras' model.summary()."""
+        return [(name, tuple(a.shape), int(a.size)) for name, a in self.params.items()]
+
+
+def random_orthogonal(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A (size, size) orthogonal matrix, uniformly distributed (QR of a Gaussian with sign fix)."""
+    q, r = np.linalg.qr(rng.standard_normal((size, size)))
+    return q * np.sign(np.diag(r))
+
+
+def _ids(ids: np.ndarray) -> np.ndarray:
+    """Kernels take int64 ids (one compiled specialisation, whatever dtype the data is stored in)."""
+    return np.ascontiguousarray(ids, dtype=np.int64)
+
+
+def _state(state: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return np.ascontiguousarray(state, dtype=dtype)
+
+
+# ---- checkpoint I/O ----
+
+
+def save_checkpoint(path: str | Path, model: Model, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write one self-describing .npz atomically (temporary file in the same directory, fsync, rename).
+
+    Contents: the parameters under their names (PARAM_NAMES), `vocab` (V,) int32 code points, `meta`
+    (a JSON string: format, version, config and whatever the caller adds), and the caller's extra
+    arrays (optimizer state, carried hidden state) under their own names.
+    """
+    path = Path(path)
+    meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": asdict(model.config), **meta}
+    contents = {name: np.ascontiguousarray(a) for name, a in model.params.items()}
+    contents["vocab"] = model.vocab.codepoints()
+    contents["meta"] = np.array(json.dumps(meta))
+    for name, array in arrays.items():
+        if name in contents:
+            raise ValueError(f"checkpoint array name {name!r} is reserved")
+        contents[name] = array
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise CharrnnError(f"cannot write {path}: directory {directory} does not exist")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as error:
+        raise CharrnnError(f"cannot write {path}: {error.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **contents)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException as error:
+        Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise CharrnnError(f"cannot write {path}: {error.strerror or error}") from None
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories can't be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | Path) -> tuple[Model, dict[str, Any], dict[str, np.ndarray]]:
+    """Read a checkpoint written by `save_checkpoint`: (model, meta, extra arrays).
+
+    Every way a file can be wrong (missing, not a zip, truncated, another program's .npz, another
+    format version, a missing or mis-shaped array) raises CharrnnError naming the file and the problem.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CharrnnError(f"model file {path} does not exist")
+    if path.is_dir():
+        raise CharrnnError(f"model file {path} is a directory")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        raise CharrnnError(f"{path} is not a readable charrnn checkpoint (.npz): {_short(error)}") from None
+    if "meta" not in arrays or "vocab" not in arrays:
+        raise CharrnnError(f"{path} is not a charrnn checkpoint: it has no 'meta'/'vocab' arrays")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except json.JSONDecodeError:
+        raise CharrnnError(f"{path}: checkpoint metadata is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise CharrnnError(f"{path} is not a charrnn checkpoint (format field missing or wrong)")
+    if meta.get("version") != CHECKPOINT_VERSION:
+        raise CharrnnError(
+            f"{path}: checkpoint format version {meta.get('version')} is not supported "
+            f"(this charrnn reads version {CHECKPOINT_VERSION})"
+        )
+    try:
+        config = ModelConfig(**meta["config"])
+    except (KeyError, TypeError) as error:
+        raise CharrnnError(f"{path}: checkpoint config is invalid: {_short(error)}") from None
+    vocab = Vocab.from_codepoints(arrays.pop("vocab"))
+    if len(vocab) != config.vocab_size:
+        raise CharrnnError(f"{path}: vocabulary has {len(vocab)} characters, config says {config.vocab_size}")
+    flat = np.empty(num_params(config), dtype=config.dtype)
+    views = param_views(flat, config)
+    for name, shape in config.param_shapes().items():
+        if name not in arrays:
+            raise CharrnnError(f"{path}: parameter {name} is missing")
+        array = arrays.pop(name)
+        if array.shape != shape:
+            raise CharrnnError(f"{path}: parameter {name} has shape {array.shape}, expected {shape}")
+        if array.dtype != np.dtype(config.dtype):
+            raise CharrnnError(f"{path}: parameter {name} has dtype {array.dtype}, expected {config.dtype}")
+        views[name][...] = array
+    return Model(config, vocab, flat), meta, arrays
+
+
+def load_model(path: str | Path) -> Model:
+    """Just the model (weights, vocabulary, architecture) of a checkpoint."""
+    return load_checkpoint(path)[0]
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def checkpoint_info(path: str | Path) -> dict[str, Any]:
+    """What `charrnn info` shows: architecture, parameters per tensor, vocabulary, training progress."""
+    model, meta, _ = load_checkpoint(path)
+    best = meta.get("best_val_loss")
+    return {
+        "path": str(path),
+        "format_version": meta["version"],
+        "config": asdict(model.config),
+        "parameters": [{"name": n, "shape": list(s), "count": c} for n, s, c in model.summary()],
+        "total_parameters": int(model.flat.size),
+        "vocab_size": len(model.vocab),
+        "vocab": model.vocab.chars,
+        "steps": meta.get("step", 0),
+        "epoch": meta.get("epoch", 0),
+        "best_val_loss_nats": best,
+        "best_val_loss_bits": None if best is None else best / float(np.log(2.0)),
+        "train_config": meta.get("train_config"),
+    }
