@@ -83,3 +83,21 @@ def grads(params, inputs, targets, h0, kind):
             dh_next = dpre @ params["Wh"][layer].T
         dh_from_above = d_below
     return out
+
+
+def optimizer_step(name, param, grad, slots, lr, step):
+    """Textbook optimizer updates (no weight decay), returning the new parameters."""
+    if name == "adam":
+        m, v = slots
+        m[:] = 0.9 * m + 0.1 * grad
+        v[:] = 0.999 * v + 0.001 * grad**2
+        m_hat, v_hat = m / (1 - 0.9**step), v / (1 - 0.999**step)
+        return param - lr * m_hat / (np.sqrt(v_hat) + 1e-8)
+    if name == "rmsprop":
+        slots[0][:] = 0.95 * slots[0] + 0.05 * grad**2
+        return param - lr * grad / (np.sqrt(slots[0]) + 1e-8)
+    if name == "adagrad":
+        slots[0][:] += grad**2
+        return param - lr * grad / (np.sqrt(slots[0]) + 1e-8)
+    slots[0][:] = 0.9 * slots[0] + grad
+    return param - lr * slots[0]
