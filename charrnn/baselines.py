@@ -40,11 +40,11 @@ CHUNK_POSITIONS = 1 << 23
 
 
 def _check_ids(ids: np.ndarray, vocab_size: int, what: str) -> np.ndarray:
-    """(N,) integer ids (a memmap stays a memmap) after checking that every id is < vocab_size."""
-    ids = np.asarray(ids) if not isinstance(ids, np.ndarray) else ids
+    """(N,) integer ids (a memmap is not copied) after checking that every id is in 0..vocab_size-1."""
+    ids = np.asarray(ids)
     if ids.ndim != 1 or ids.dtype.kind not in "ui":
         raise CharrnnError(f"{what} must be a 1-D array of integer ids, got {ids.dtype} of shape {ids.shape}")
-    if ids.size and (int(ids.max()) >= vocab_size or int(ids.min()) < 0):
+    if ids.size and (int(ids.max()) >= vocab_size or (ids.dtype.kind == "i" and int(ids.min()) < 0)):
         raise CharrnnError(f"{what} has ids outside 0..{vocab_size - 1} (vocabulary size {vocab_size})")
     return ids
 
@@ -77,10 +77,7 @@ def _count_ngrams(ids: np.ndarray, order: int, vocab_size: int) -> tuple[np.ndar
     for start in range(0, len(ids) - order + 1, CHUNK_POSITIONS):
         window = np.asarray(ids[start : start + CHUNK_POSITIONS + order - 1], dtype=np.int64)
         chunk_keys, chunk_counts = np.unique(_window_keys(window, order, vocab_size), return_counts=True)
-        if len(keys) == 0:
-            keys, counts = chunk_keys, chunk_counts.astype(np.int64)
-        else:
-            keys, counts = _merge_counts(keys, counts, chunk_keys, chunk_counts.astype(np.int64))
+        keys, counts = _merge_counts(keys, counts, chunk_keys, chunk_counts.astype(np.int64))
     return keys, counts
 
 
@@ -115,34 +112,37 @@ class _Level:
 
     @classmethod
     def from_counts(cls, keys: np.ndarray, counts: np.ndarray, vocab_size: int) -> _Level:
-        """Level tables from sorted distinct k-gram keys (D,) and their counts (D,)."""
+        """Level tables from sorted distinct k-gram keys (D,) int64, D >= 1, and their counts (D,) int64."""
         discounts = _discounts(counts)
         taken = discounts[np.minimum(counts, 3) - 1]
         # key = context * V + w, so sorted keys group each context's k-grams together
         contexts = keys // vocab_size
-        starts = np.flatnonzero(np.r_[True, contexts[1:] != contexts[:-1]]) if len(keys) else np.empty(0, int)
+        starts = np.flatnonzero(np.r_[True, contexts[1:] != contexts[:-1]])
         return cls(
             gram_keys=keys,
             discounted=counts - taken,
             context_keys=contexts[starts],
-            context_totals=np.add.reduceat(counts, starts).astype(np.float64) if len(keys) else np.empty(0),
-            context_backoff=np.add.reduceat(taken, starts) if len(keys) else np.empty(0),
+            context_totals=np.add.reduceat(counts, starts).astype(np.float64),
+            context_backoff=np.add.reduceat(taken, starts),
             discounts=discounts,
         )
 
     def interpolate(self, gram_keys: np.ndarray, contexts: np.ndarray, lower: np.ndarray) -> np.ndarray:
         """(M,) P_k(w | h) from the k-gram keys (M,), their context keys (M,) and P_{k-1} (M,)."""
-        if len(self.context_keys) == 0:
-            return lower
-        where = np.minimum(np.searchsorted(self.context_keys, contexts), len(self.context_keys) - 1)
-        seen = self.context_keys[where] == contexts
-        where = where[seen]
-        gram_where = np.minimum(np.searchsorted(self.gram_keys, gram_keys[seen]), len(self.gram_keys) - 1)
-        found = self.gram_keys[gram_where] == gram_keys[seen]
-        discounted = np.where(found, self.discounted[gram_where], 0.0)
-        probs = lower.copy()
-        probs[seen] = (discounted + self.context_backoff[where] * lower[seen]) / self.context_totals[where]
+        context_row, seen = _lookup(self.context_keys, contexts)
+        context_row = context_row[seen]
+        gram_row, found = _lookup(self.gram_keys, gram_keys[seen])
+        discounted = np.where(found, self.discounted[gram_row], 0.0)
+        backoff, total = self.context_backoff[context_row], self.context_totals[context_row]
+        probs = lower.copy()  # an unseen context backs off entirely: P_k = P_{k-1}
+        probs[seen] = (discounted + backoff * lower[seen]) / total
         return probs
+
+
+def _lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row of each query (M,) in `sorted_keys` (D,), D >= 1, and whether it is there at all (M,) bool."""
+    rows = np.minimum(np.searchsorted(sorted_keys, queries), len(sorted_keys) - 1)
+    return rows, sorted_keys[rows] == queries
 
 
 @dataclass(frozen=True)
@@ -151,12 +151,15 @@ class NGramModel:
 
     order: int
     vocab_size: int
+    distinct_ngrams: int  # distinct order-grams in the training text
     unigram_probs: np.ndarray  # (V,) float64, the add-one unigram level
     levels: tuple[_Level, ...]  # levels 2..order, lowest first
 
     def __repr__(self) -> str:
-        top = len(self.levels[-1].gram_keys) if self.levels else int(np.count_nonzero(self.unigram_probs))
-        return f"NGramModel(order={self.order}, vocab_size={self.vocab_size}, {top:,} distinct top n-grams)"
+        return (
+            f"NGramModel(order={self.order}, vocab_size={self.vocab_size},"
+            f" distinct_ngrams={self.distinct_ngrams:,})"
+        )
 
     def _probs(self, keys: np.ndarray, length: int) -> np.ndarray:
         """(M,) P(w | h) for keys (M,) int64, each packing `length` ids: context h, then predicted w."""
@@ -226,6 +229,7 @@ def fit_ngram(train_ids: np.ndarray, vocab_size: int, order: int) -> NGramModel:
             f"training text of {len(train_ids)} characters is too short for an order-{order} model"
         )
     keys, counts = _count_ngrams(train_ids, order, vocab_size)
+    distinct_ngrams = len(keys)
     levels = []
     for k in range(order, 1, -1):
         levels.append(_Level.from_counts(keys, counts, vocab_size))
@@ -233,7 +237,7 @@ def fit_ngram(train_ids: np.ndarray, vocab_size: int, order: int) -> NGramModel:
         keys, counts = np.unique(keys % vocab_size ** (k - 1), return_counts=True)
     unigram_counts = np.bincount(keys, weights=counts, minlength=vocab_size)
     unigram_probs = (unigram_counts + 1) / (unigram_counts.sum() + vocab_size)
-    return NGramModel(order, vocab_size, unigram_probs, tuple(reversed(levels)))
+    return NGramModel(order, vocab_size, distinct_ngrams, unigram_probs, tuple(reversed(levels)))
 
 
 def baseline_table(
