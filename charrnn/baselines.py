@@ -156,10 +156,7 @@ class NGramModel:
     levels: tuple[_Level, ...]  # levels 2..order, lowest first
 
     def __repr__(self) -> str:
-        return (
-            f"NGramModel(order={self.order}, vocab_size={self.vocab_size},"
-            f" distinct_ngrams={self.distinct_ngrams:,})"
-        )
+        return f"NGramModel(order={self.order}, vocab_size={self.vocab_size}, distinct_ngrams={self.distinct_ngrams:,})"
 
     def _probs(self, keys: np.ndarray, length: int) -> np.ndarray:
         """(M,) P(w | h) for keys (M,) int64, each packing `length` ids: context h, then predicted w."""
@@ -220,14 +217,11 @@ def fit_ngram(train_ids: np.ndarray, vocab_size: int, order: int) -> NGramModel:
         raise CharrnnError(f"n-gram order must be at least 1, got {order}")
     if vocab_size < 1 or vocab_size**order > np.iinfo(np.int64).max:
         raise CharrnnError(
-            f"an order-{order} n-gram over {vocab_size} characters does not fit a 63-bit key;"
-            " use a lower order"
+            f"an order-{order} n-gram over {vocab_size} characters does not fit a 63-bit key; use a lower order"
         )
     train_ids = _check_ids(train_ids, vocab_size, "training text")
     if len(train_ids) < order:
-        raise CharrnnError(
-            f"training text of {len(train_ids)} characters is too short for an order-{order} model"
-        )
+        raise CharrnnError(f"training text of {len(train_ids)} characters is too short for an order-{order} model")
     keys, counts = _count_ngrams(train_ids, order, vocab_size)
     distinct_ngrams = len(keys)
     levels = []

@@ -98,6 +98,7 @@ class TrainResult:
     model: Model
     state: TrainState
     stop_reason: str  # "steps" | "time" | "epochs" | "interrupted"
+    last_train_loss: float | None  # loss of the last step
     last_val_loss: float | None
     chars_per_second: float
     output: Path
@@ -187,7 +188,7 @@ def train(
     limit_steps = _step_limit(config, batches, state)
     threads = config.threads or kernels.available_threads()
     grad = np.empty_like(model.flat)
-    start, last_val, stop_reason = time.perf_counter(), None, "epochs"
+    start, last_val, last_loss, stop_reason = time.perf_counter(), None, None, "epochs"
     # chars/s is measured from the end of the first step, so JIT compilation does not count
     speed_start, speed_chars, evaluated_at = None, 0, -1
     with threadpool_limits(limits=threads, user_api="blas"), kernels.thread_limit(threads):
@@ -211,6 +212,7 @@ def train(
                         f"the last saved checkpoint {output} is unaffected — try a lower --lr"
                     )
                 apply_update(model, grad, state, config)
+                last_loss = loss
                 state.hidden, state.step, state.chunk = hidden, state.step + 1, state.chunk + 1
                 if speed_start is None:
                     speed_start = time.perf_counter()
@@ -227,7 +229,7 @@ def train(
         if evaluated_at != state.step:  # always end with an evaluation and a checkpoint of the final state
             last_val = _evaluate_and_save(model, config, state, val_ids, output, baselines, log)
     speed = speed_chars / max(time.perf_counter() - speed_start, 1e-9) if speed_start else 0.0
-    return TrainResult(model, state, stop_reason, last_val, speed, output, best_path(output))
+    return TrainResult(model, state, stop_reason, last_loss, last_val, speed, output, best_path(output))
 
 
 def _header(model: Model, config: TrainConfig, batches: StreamBatches, n_val: int, baselines: dict) -> str:
@@ -275,14 +277,14 @@ def _evaluate_and_save(model, config, state, val_ids, output, baselines, log) ->
     improved = val_loss is not None and (state.best_val_loss is None or val_loss < state.best_val_loss)
     if improved:
         state.best_val_loss = val_loss
-        save_checkpoint(best_path(output), model, _meta(config, state), {})
-    save_checkpoint(output, model, _meta(config, state), _state_arrays(state))
+        save_checkpoint(best_path(output), model, {**_meta(config, state), "role": "best"}, {})
+    save_checkpoint(output, model, {**_meta(config, state), "role": "latest"}, _state_arrays(state))
     if val_loss is not None:
-        unigram = baselines.get(1)
+        context = ", ".join(f"{_ngram_name(order)} {loss:.3f}" for order, loss in baselines.items())
         log(
             f"step {state.step} (epoch {state.epoch}): validation {val_loss:.4f} nats/char, "
             f"{val_loss / NATS_PER_BIT:.4f} bits/char"
-            + (f" (unigram {unigram:.3f})" if unigram is not None else "")
+            + (f" ({context})" if context else "")
             + (" *best*" if improved else "")
         )
     return val_loss
@@ -312,7 +314,7 @@ def _resume(path: str | Path, vocab: Vocab, config: TrainConfig, train_hash: str
     model, meta, arrays = load_checkpoint(path)
     if model.vocab != vocab:
         raise CharrnnError(f"{path}: the checkpoint's vocabulary differs from this corpus's; use the same corpus")
-    if "step" not in meta or "train_config" not in meta:
+    if meta.get("role") != "latest":
         raise CharrnnError(f"{path} holds no training state (is it a .best.npz?); resume from the -o file")
     if meta.get("train_hash") != train_hash:
         raise CharrnnError(f"{path} was trained on a different training text; resume needs the same corpus")

@@ -79,9 +79,7 @@ def reference_log_probs(train: np.ndarray, text: np.ndarray, vocab_size: int, or
         return (kept + sum(taken.values()) * lower) / sum(followers.values())
 
     text_list = text.tolist()
-    return np.log(
-        [prob(tuple(text_list[max(0, i - order + 1) : i]), text_list[i]) for i in range(len(text_list))]
-    )
+    return np.log([prob(tuple(text_list[max(0, i - order + 1) : i]), text_list[i]) for i in range(len(text_list))])
 
 
 @pytest.mark.parametrize("order", ORDERS)

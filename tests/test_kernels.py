@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+import reference
 from conftest import random_model
 
-import reference
 from charrnn import kernels
 from charrnn.model import param_views
 
