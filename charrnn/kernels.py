@@ -26,7 +26,8 @@ from collections.abc import Iterator
 
 import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
+from threadpoolctl import threadpool_limits
 
 # fastmath without 'nnan'/'ninf': NaN and inf must survive so the divergence guard can see them.
 FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -44,11 +45,13 @@ def available_threads() -> int:
 
 @contextlib.contextmanager
 def thread_limit(threads: int) -> Iterator[None]:
-    """Run parallel kernels on `threads` threads inside the block, restoring the previous count after."""
+    """Run parallel kernels on `threads` threads (0: all) inside the block, and BLAS single-threaded:
+    parallelism comes from shards (see below), and BLAS threads inside them would oversubscribe."""
     previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(threads, available_threads())))
+    numba.set_num_threads(max(1, min(threads or available_threads(), available_threads())))
     try:
-        yield
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
     finally:
         numba.set_num_threads(previous)
 
@@ -183,10 +186,10 @@ def _time_major_targets(y):
 
 @njit(cache=True, fastmath=FAST)
 def _loss(x, y, Wx, Wu, Wh, bh, Wy, by, h0, hs, act):
-    """Forward pass only: mean cross-entropy (nats/char) of y given x, carrying h0.
+    """Forward pass only: summed cross-entropy (nats) of y given x, carrying h0.
 
-    x, y (B, T) ids; hs (L, T, B, H) scratch that receives the hidden states. Returns the loss;
-    the final state is hs[:, T-1].
+    x, y (B, T) ids; h0 (L, B, H); hs (L, T, B, H) scratch that receives the hidden states. The final
+    state is hs[:, T-1].
     """
     B, T = x.shape
     L, _, _, H = hs.shape
@@ -195,15 +198,16 @@ def _loss(x, y, Wx, Wu, Wh, bh, Wy, by, h0, hs, act):
     for i in range(T * B):
         for v in range(logits.shape[1]):
             logits[i, v] += by[v]
-    return _softmax_xent(logits, _time_major_targets(y), 0.0) / (T * B)
+    return _softmax_xent(logits, _time_major_targets(y), 0.0)
 
 
 @njit(cache=True, fastmath=FAST)
-def _loss_and_grads(x, y, Wx, Wu, Wh, bh, Wy, by, h0, hs, dWx, dWu, dWh, dbh, dWy, dby, act):
+def _loss_and_grads(x, y, Wx, Wu, Wh, bh, Wy, by, h0, hs, dWx, dWu, dWh, dbh, dWy, dby, act, grad_scale):
     """Forward, then truncated backpropagation through time over the chunk.
 
-    Shapes as in `_loss`; d* arrays have the shape of their parameter and are overwritten with the
-    gradient of the mean cross-entropy. The gradient stops at h0 (truncated BPTT). Returns the loss.
+    Shapes as in `_loss`; d* arrays have the shape of their parameter and are overwritten with
+    grad_scale times the gradient of the summed cross-entropy (grad_scale = 1/positions gives the
+    gradient of the mean). The gradient stops at h0 (truncated BPTT). Returns the summed loss (nats).
     """
     B, T = x.shape
     L, _, _, H = hs.shape
@@ -216,7 +220,7 @@ def _loss_and_grads(x, y, Wx, Wu, Wh, bh, Wy, by, h0, hs, dWx, dWu, dWh, dbh, dW
     for i in range(N):
         for v in range(dlogits.shape[1]):
             dlogits[i, v] += by[v]
-    loss = _softmax_xent(dlogits, _time_major_targets(y), 1.0 / N) / N
+    loss = _softmax_xent(dlogits, _time_major_targets(y), grad_scale)
     np.dot(top.T, dlogits, dWy)
     dby[:] = 0.0
     for i in range(N):
@@ -262,6 +266,57 @@ def _loss_and_grads(x, y, Wx, Wu, Wh, bh, Wy, by, h0, hs, dWx, dWu, dWh, dbh, dW
                     for j in range(H):
                         row[j] += dpre[t, b, j]
     return loss
+
+
+# ---- data parallelism: the batch is split into shards, one per core ----
+#
+# The B streams of a chunk are independent until the weight gradients are summed, so each shard (a
+# contiguous block of streams) runs the whole forward and backward pass on one core, with
+# single-threaded BLAS, and the per-shard gradients are summed in a fixed order afterwards. Compared
+# with two BLAS threads per product, this needs no synchronisation per time step, so a core that is
+# briefly busy elsewhere delays a chunk, not each of its 2·T·L small products. The shard count depends
+# on the batch size and the machine, never on --threads, so 1 and 2 threads give bit-identical results.
+
+
+@njit(cache=True, fastmath=FAST, parallel=True)
+def _loss_sharded(x, y, Wx, Wu, Wh, bh, Wy, by, h0, h_final, bounds, act):
+    """`_loss` over shards of the batch in parallel. bounds (S+1,) shard row boundaries; h_final
+    (L, B, H) receives the final state. Returns the summed loss (nats)."""
+    S = bounds.size - 1
+    L, _, H = h0.shape
+    T = x.shape[1]
+    losses = np.zeros(S)
+    for s in prange(S):
+        lo, hi = bounds[s], bounds[s + 1]
+        hs = np.empty((L, T, hi - lo, H), dtype=h0.dtype)
+        losses[s] = _loss(x[lo:hi], y[lo:hi], Wx, Wu, Wh, bh, Wy, by, np.ascontiguousarray(h0[:, lo:hi]), hs, act)
+        h_final[:, lo:hi] = hs[:, T - 1]
+    return losses.sum()
+
+
+@njit(cache=True, fastmath=FAST, parallel=True)
+def _loss_and_grads_sharded(x, y, Wx, Wu, Wh, bh, Wy, by, h0, h_final, bounds, gWx, gWu, gWh, gbh, gWy, gby, act):
+    """`_loss_and_grads` over shards in parallel; g* (S, ...) receive each shard's gradient of the mean
+    loss over the whole batch, to be summed over S by the caller. Returns the summed loss (nats)."""
+    S = bounds.size - 1
+    L, _, H = h0.shape
+    B, T = x.shape
+    losses = np.zeros(S)
+    for s in prange(S):
+        lo, hi = bounds[s], bounds[s + 1]
+        hs = np.empty((L, T, hi - lo, H), dtype=h0.dtype)
+        losses[s] = _loss_and_grads(
+            x[lo:hi], y[lo:hi], Wx, Wu, Wh, bh, Wy, by, np.ascontiguousarray(h0[:, lo:hi]), hs,
+            gWx[s], gWu[s], gWh[s], gbh[s], gWy[s], gby[s], act, 1.0 / (B * T),
+        )  # fmt: skip
+        h_final[:, lo:hi] = hs[:, T - 1]
+    return losses.sum()
+
+
+def shard_bounds(batch_size: int) -> np.ndarray:
+    """(S+1,) row boundaries splitting a batch into S near-equal shards, S = min(B, cores)."""
+    shards = max(1, min(batch_size, available_threads()))
+    return np.linspace(0, batch_size, shards + 1).round().astype(np.int64)
 
 
 # ---- optimizers: elementwise updates over the flat parameter vector ----

@@ -126,40 +126,45 @@ class Model:
         """(L, B, H) zeros: the hidden state at the start of a text."""
         return np.zeros((self.config.num_layers, batch_size, self.config.hidden_size), dtype=self.dtype)
 
-    def _hidden_scratch(self, batch_size: int, seq_len: int) -> np.ndarray:
-        return np.empty((self.config.num_layers, seq_len, batch_size, self.config.hidden_size), self.dtype)
-
     def loss(self, inputs: np.ndarray, targets: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
         """Mean cross-entropy (nats/char) of targets given inputs, from hidden state `state`.
 
         inputs, targets (B, T) ids; state (L, B, H). Returns (loss, final state (L, B, H)).
-        Wraps `kernels._loss`.
+        Wraps `kernels._loss_sharded` (shards of the batch run in parallel).
         """
-        hidden = self._hidden_scratch(*inputs.shape)
+        final = np.empty_like(self.initial_state(inputs.shape[0]))
         p = self.params
-        loss = kernels._loss(
+        total = kernels._loss_sharded(
             _ids(inputs), _ids(targets), p["Wx"], p["Wu"], p["Wh"], p["bh"], p["Wy"], p["by"],
-            _state(state, self.dtype), hidden, self.config.activation_code,
+            _state(state, self.dtype), final, kernels.shard_bounds(inputs.shape[0]), self.config.activation_code,
         )  # fmt: skip
-        return float(loss), hidden[:, -1].copy()
+        return float(total) / inputs.size, final
 
     def loss_and_grads(
         self, inputs: np.ndarray, targets: np.ndarray, state: np.ndarray, grad_flat: np.ndarray | None = None
     ) -> tuple[float, np.ndarray, np.ndarray]:
         """Loss, its gradient (flat (P,), same layout as `flat`) and the final state (L, B, H).
 
-        Truncated BPTT: the gradient does not flow into `state`. Wraps `kernels._loss_and_grads`.
+        Truncated BPTT: the gradient does not flow into `state`. Wraps `kernels._loss_and_grads_sharded`;
+        the shards' gradients are summed here in a fixed order.
         """
         if grad_flat is None:
             grad_flat = np.empty_like(self.flat)
-        hidden = self._hidden_scratch(*inputs.shape)
-        p, g = self.params, param_views(grad_flat, self.config)
-        loss = kernels._loss_and_grads(
+        bounds = kernels.shard_bounds(inputs.shape[0])
+        shards = bounds.size - 1
+        final = np.empty_like(self.initial_state(inputs.shape[0]))
+        per_shard = {
+            name: np.empty((shards,) + shape, self.dtype) for name, shape in self.config.param_shapes().items()
+        }
+        p, g = self.params, per_shard
+        total = kernels._loss_and_grads_sharded(
             _ids(inputs), _ids(targets), p["Wx"], p["Wu"], p["Wh"], p["bh"], p["Wy"], p["by"],
-            _state(state, self.dtype), hidden, g["Wx"], g["Wu"], g["Wh"], g["bh"], g["Wy"], g["by"],
+            _state(state, self.dtype), final, bounds, g["Wx"], g["Wu"], g["Wh"], g["bh"], g["Wy"], g["by"],
             self.config.activation_code,
         )  # fmt: skip
-        return float(loss), grad_flat, hidden[:, -1].copy()
+        for name, view in param_views(grad_flat, self.config).items():
+            np.sum(per_shard[name], axis=0, out=view)
+        return float(total) / inputs.size, grad_flat, final
 
     def summary(self) -> list[tuple[str, tuple[int, ...], int]]:
         """(name, shape, count) per tensor, like Keras' model.summary()."""

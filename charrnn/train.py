@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from . import kernels
@@ -186,12 +185,11 @@ def train(
     baselines = baseline_table(train_ids, val_ids, len(vocab), orders=(1, 2)) if len(val_ids) > 1 else {}
     log(_header(model, config, batches, len(val_ids), baselines))
     limit_steps = _step_limit(config, batches, state)
-    threads = config.threads or kernels.available_threads()
     grad = np.empty_like(model.flat)
     start, last_val, last_loss, stop_reason = time.perf_counter(), None, None, "epochs"
     # chars/s is measured from the end of the first step, so JIT compilation does not count
     speed_start, speed_chars, evaluated_at = None, 0, -1
-    with threadpool_limits(limits=threads, user_api="blas"), kernels.thread_limit(threads):
+    with kernels.thread_limit(config.threads):
         bar = tqdm(total=limit_steps, initial=state.step, unit="step", disable=not progress, dynamic_ncols=True,
                    leave=False)  # fmt: skip
         try:
