@@ -26,6 +26,7 @@ from collections.abc import Iterator
 
 import numba
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  the BLAS numba's np.dot calls; loaded now so thread_limit sees it
 from numba import njit, prange
 from threadpoolctl import threadpool_limits
 
