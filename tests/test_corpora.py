@@ -348,3 +348,13 @@ def test_cli_corpus_get_failed_download_is_one_line_error(server, tmp_path):
     assert result.exit_code == 1
     assert result.stderr.strip().count("\n") == 0 and "HTTP 404" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_atomic_writer_removes_its_temporary_file_on_interrupt(tmp_path):
+    from charrnn.fetch import atomic_writer
+
+    target = tmp_path / "out.txt"
+    with pytest.raises(KeyboardInterrupt), atomic_writer(target) as handle:
+        handle.write(b"partial")
+        raise KeyboardInterrupt
+    assert files_under(tmp_path) == []
