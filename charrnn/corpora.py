@@ -215,8 +215,9 @@ def get_corpus(
         if not archive.is_file() or (corpus.size is not None and archive.stat().st_size != corpus.size):
             _fetch(corpus, archive, cache, progress, log)
         _extract(corpus, archive, ready, log)
-    except PermissionError as error:
-        raise CharrnnError(f"corpus {name!r}: cannot write to cache {cache}: {error.strerror}") from None
+    except OSError as error:  # a read-only or full cache; download errors are already CharrnnErrors
+        problem = error.strerror or str(error)
+        raise CharrnnError(f"corpus {name!r}: cannot write to cache {cache}: {problem}") from None
     return ready
 
 

@@ -358,3 +358,10 @@ def test_atomic_writer_removes_its_temporary_file_on_interrupt(tmp_path):
         handle.write(b"partial")
         raise KeyboardInterrupt
     assert files_under(tmp_path) == []
+
+
+def test_unwritable_cache_is_a_one_line_error(tmp_path):
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("x")
+    with pytest.raises(CharrnnError, match="cannot write to cache"):
+        get_corpus("python-stdlib", cache_dir=not_a_directory)
