@@ -21,14 +21,17 @@ argument.
 """
 
 import contextlib
+import ctypes
 import math
 from collections.abc import Iterator
 
+import llvmlite.binding
 import numba
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  the BLAS numba's np.dot calls; loaded now so thread_limit sees it
-from numba import njit, prange
-from threadpoolctl import threadpool_limits
+from numba import njit, prange, types
+from numba.extending import intrinsic, overload
+from threadpoolctl import threadpool_info, threadpool_limits
 
 # fastmath without 'nnan'/'ninf': NaN and inf must survive so the divergence guard can see them.
 FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -37,6 +40,105 @@ FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 ACT_TANH = 0  # tanh by a rational approximation: vectorises, |error| < 3e-7 (float32 training)
 ACT_RELU = 1
 ACT_TANH_EXACT = 2  # libm tanh: exact to the last bit (float64, gradient checks)
+
+
+# ---- matrix products: straight into numpy's own BLAS ----
+#
+# `np.dot` inside @njit goes to scipy's bundled OpenBLAS; numpy's wheels bundle a newer OpenBLAS whose
+# sgemm is 1.3-1.9x faster on the small (32..64 x H)·(H x H) products of the recurrence (measured on
+# this Zen 4 machine). We call its CBLAS gemm directly: the symbol is registered with LLVM under a fixed
+# name at import, so compiled kernels stay cacheable (they refer to the name, not an address). Where
+# numpy has no bundled scipy-openblas (e.g. a conda MKL build), a compiled fallback with the same
+# signature serves the name through np.dot.
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_GEMM_ARGS = (types.int32, types.int32, types.int32, types.int64, types.int64, types.int64)
+
+
+def _gemm_signature(real):
+    # pointers travel as 64-bit integers (same registers as pointers in the C calling convention)
+    ptr, i64 = types.intp, types.int64
+    return types.void(*_GEMM_ARGS, real, ptr, i64, ptr, i64, real, ptr, i64)
+
+
+def _pointer_from_address(real):
+    """An intrinsic turning a 64-bit address into a typed pointer (for the fallback's carray views)."""
+
+    @intrinsic
+    def as_pointer(typingctx, address):  # noqa: ARG001
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(types.CPointer(real)))
+
+        return types.CPointer(real)(types.intp), codegen
+
+    return as_pointer
+
+
+def _fallback_gemm(real) -> int:
+    """Address of a compiled function with the CBLAS gemm signature (row-major only), built on np.dot."""
+    as_pointer = _pointer_from_address(real)
+
+    @numba.cfunc(_gemm_signature(real), cache=True)
+    def gemm(order, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):  # noqa: ARG001
+        A = numba.carray(as_pointer(a), (k if trans_a == _TRANS else m, lda))
+        B = numba.carray(as_pointer(b), (n if trans_b == _TRANS else k, ldb))
+        C = numba.carray(as_pointer(c), (m, ldc))
+        op_a = np.ascontiguousarray(A.T) if trans_a == _TRANS else A
+        op_b = np.ascontiguousarray(B.T) if trans_b == _TRANS else B
+        product = np.dot(op_a, op_b)
+        for i in range(m):
+            for j in range(n):
+                C[i, j] = alpha * product[i, j] + (beta * C[i, j] if beta != 0 else 0)
+
+    return gemm.address
+
+
+def _register_blas() -> str:
+    """Bind charrnn_sgemm / charrnn_dgemm to numpy's bundled OpenBLAS (ILP64 CBLAS), or the fallback."""
+    for info in threadpool_info():
+        if info.get("internal_api") != "openblas":
+            continue
+        try:
+            library = ctypes.CDLL(info["filepath"])
+        except OSError:
+            continue
+        names = [("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_"), ("cblas_sgemm64_", "cblas_dgemm64_")]
+        found = [(getattr(library, s), getattr(library, d)) for s, d in names if hasattr(library, s)]
+        if not found:
+            continue
+        sgemm, dgemm = found[0]
+        llvmlite.binding.add_symbol("charrnn_sgemm", ctypes.cast(sgemm, ctypes.c_void_p).value)
+        llvmlite.binding.add_symbol("charrnn_dgemm", ctypes.cast(dgemm, ctypes.c_void_p).value)
+        return info["filepath"]
+    llvmlite.binding.add_symbol("charrnn_sgemm", _fallback_gemm(types.float32))
+    llvmlite.binding.add_symbol("charrnn_dgemm", _fallback_gemm(types.float64))
+    return "numba np.dot fallback"
+
+
+BLAS_LIBRARY = _register_blas()
+_sgemm = types.ExternalFunction("charrnn_sgemm", _gemm_signature(types.float32))
+_dgemm = types.ExternalFunction("charrnn_dgemm", _gemm_signature(types.float64))
+
+
+def _gemm(a, b, c, trans_a, trans_b, beta):
+    """c = op(a)·op(b) + beta·c for C-contiguous 2-D arrays; op transposes when trans_* is True."""
+    raise NotImplementedError  # only the compiled overload below exists
+
+
+@overload(_gemm, jit_options={"cache": True})
+def _gemm_overload(a, b, c, trans_a, trans_b, beta):
+    call = _sgemm if a.dtype == types.float32 else _dgemm
+
+    def gemm(a, b, c, trans_a, trans_b, beta):
+        m, n = c.shape
+        k = a.shape[0] if trans_a else a.shape[1]
+        call(
+            _ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, k,
+            c.dtype.type(1.0), a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1], c.dtype.type(beta),
+            c.ctypes.data, n,
+        )  # fmt: skip
+
+    return gemm
 
 
 def available_threads() -> int:
@@ -57,23 +159,31 @@ def thread_limit(threads: int) -> Iterator[None]:
         numba.set_num_threads(previous)
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def _activate(pre, out, act):
     """out = f(pre), elementwise over (B, H) slabs. `act` is one of the ACT_* codes."""
-    flat_pre = pre.reshape(pre.size)
+    _activate_sum(pre, np.zeros_like(pre), out, act)
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _activate_sum(pre_a, pre_b, out, act):
+    """out = f(pre_a + pre_b), elementwise over same-shaped contiguous arrays (out may be pre_b).
+    The sum is fused into the activation pass: one sweep over memory instead of two."""
+    flat_a = pre_a.reshape(pre_a.size)
+    flat_b = pre_b.reshape(pre_b.size)
     flat_out = out.reshape(out.size)
     if act == ACT_RELU:
-        zero = flat_pre.dtype.type(0.0)
-        for i in range(flat_pre.size):
-            flat_out[i] = max(flat_pre[i], zero)
+        zero = flat_a.dtype.type(0.0)
+        for i in range(flat_a.size):
+            flat_out[i] = max(flat_a[i] + flat_b[i], zero)
     elif act == ACT_TANH_EXACT:
-        for i in range(flat_pre.size):
-            flat_out[i] = math.tanh(flat_pre[i])
+        for i in range(flat_a.size):
+            flat_out[i] = math.tanh(flat_a[i] + flat_b[i])
     else:
         # Rational minimax approximation of tanh on [-7.9, 7.9] (as in Eigen's ptanh_float): only
         # multiply, add and one divide, so LLVM vectorises it (libm tanh costs ~20 ns a call here).
         # Constants are cast to the array's dtype so float32 stays float32 (twice the vector width).
-        c = flat_pre.dtype.type
+        c = flat_a.dtype.type
         clamp = c(7.90531110763549805)
         a13, a11, a9 = c(-2.76076847742355e-16), c(2.00018790482477e-13), c(-8.60467152213735e-11)
         a7, a5, a3, a1 = (
@@ -88,60 +198,95 @@ def _activate(pre, out, act):
             c(2.26843463243900e-03),
             c(4.89352518554385e-03),
         )
-        for i in range(flat_pre.size):
-            v = min(max(flat_pre[i], -clamp), clamp)
+        for i in range(flat_a.size):
+            v = min(max(flat_a[i] + flat_b[i], -clamp), clamp)
             v2 = v * v
             p = ((((((v2 * a13 + a11) * v2 + a9) * v2 + a7) * v2 + a5) * v2 + a3) * v2 + a1) * v
             q = ((v2 * b6 + b4) * v2 + b2) * v2 + b0
             flat_out[i] = p / q
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def _recurrence(pre, Wh, h0, hs, act):
     """Run one layer's recurrence over a chunk.
 
-    pre (T, B, H): input part of the pre-activation (x·Wx + b), overwritten with the full one.
+    pre (T, B, H): input part of the pre-activation (x·Wx + b).
     Wh (H, H), h0 (B, H) carried state, hs (T, B, H) output hidden states.
     """
     T = pre.shape[0]
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]
-        # pre[t] += h_prev·Wh, via the hs[t] slab as scratch (no allocation in the time loop)
-        np.dot(h_prev, Wh, hs[t])
-        slab = pre[t]
-        step = hs[t]
-        for b in range(slab.shape[0]):
-            for j in range(slab.shape[1]):
-                slab[b, j] += step[b, j]
-        _activate(slab, step, act)
+        _gemm(h_prev, Wh, hs[t], False, False, 0.0)  # hs[t] serves as scratch: no allocation in the time loop
+        _activate_sum(pre[t], hs[t], hs[t], act)
 
 
-@njit(cache=True, fastmath=FAST)
-def _forward_layers(x, Wx, Wu, Wh, bh, h0, hs, act):
-    """Forward all layers over a chunk.
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _dropout_masks(masks, keep, rng_state):
+    """Fill masks with 0 (dropped, probability 1-keep) or 1/keep (inverted dropout: no rescaling at
+    evaluation). rng_state (1,) uint64 xorshift64 state, advanced in place."""
+    flat = masks.reshape(masks.size)
+    scale = masks.dtype.type(1.0 / keep)
+    zero = masks.dtype.type(0.0)
+    threshold = np.uint64(keep * 4294967296.0)
+    state = rng_state[0]
+    for i in range(flat.size):
+        state ^= state << np.uint64(13)
+        state ^= state >> np.uint64(7)
+        state ^= state << np.uint64(17)
+        flat[i] = scale if (state >> np.uint64(32)) < threshold else zero
+    rng_state[0] = state
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _multiply(a, b, out):
+    """out = a * b elementwise over same-shaped contiguous arrays (out may alias a)."""
+    fa, fb, fo = a.reshape(a.size), b.reshape(b.size), out.reshape(out.size)
+    for i in range(fa.size):
+        fo[i] = fa[i] * fb[i]
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _forward_layers(x, Wx, Wu, Wh, bh, h0, hs, pre, masks, dropped, act):
+    """Forward all layers over a chunk; returns the (T·B, H) input of the output layer.
 
     x (B, T) int ids; Wx (V, H); Wu (L-1, H, H); Wh (L, H, H); bh (L, H); h0 (L, B, H);
-    hs (L, T, B, H) receives every hidden state. Returns nothing; hs[:, -1] is the final state.
+    hs (L, T, B, H) receives every hidden state (hs[:, T-1] is the final state); pre (T, B, H) scratch.
+    Dropout on the non-recurrent connections when masks (L+1, T, B, H) is non-empty: masks[0] on the
+    input rows, masks[l] on what layer l passes up (to layer l+1, or to the output for l = L);
+    dropped (L, T, B, H) receives those masked activations for the backward pass.
     """
     B, T = x.shape
     L, _, _, H = hs.shape
-    pre = np.empty((T, B, H), dtype=hs.dtype)
+    dropout = masks.shape[0] > 0
     for t in range(T):
         for b in range(B):
             row = Wx[x[b, t]]  # one-hot input times Wx is a row lookup
-            for j in range(H):
-                pre[t, b, j] = row[j] + bh[0, j]
+            p = pre[t, b]
+            if dropout:
+                m = masks[0, t, b]
+                for j in range(H):
+                    p[j] = row[j] * m[j] + bh[0, j]
+            else:
+                for j in range(H):
+                    p[j] = row[j] + bh[0, j]
     _recurrence(pre, Wh[0], h0[0], hs[0], act)
-    for layer in range(1, L):
-        np.dot(hs[layer - 1].reshape((T * B, H)), Wu[layer - 1], pre.reshape((T * B, H)))
+    for layer in range(1, L + 1):
+        below = hs[layer - 1]
+        if dropout:
+            _multiply(below, masks[layer], dropped[layer - 1])
+            below = dropped[layer - 1]
+        if layer == L:
+            return below.reshape((T * B, H))
+        _gemm(below.reshape((T * B, H)), Wu[layer - 1], pre.reshape((T * B, H)), False, False, 0.0)
         for t in range(T):
             for b in range(B):
                 for j in range(H):
                     pre[t, b, j] += bh[layer, j]
         _recurrence(pre, Wh[layer], h0[layer], hs[layer], act)
+    return hs[L - 1].reshape((T * B, H))  # not reached: the loop returns at layer == L
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def _softmax_xent(logits, targets, grad_scale):
     """Row-wise softmax cross-entropy over (N, V) logits, in place.
 
@@ -150,7 +295,7 @@ def _softmax_xent(logits, targets, grad_scale):
     The max is subtracted before exponentiating, so no temperature or scale overflows.
     """
     N, V = logits.shape
-    losses = np.empty(N, dtype=np.float64)
+    total_loss = 0.0
     for i in range(N):
         row = logits[i]
         top = row[0]
@@ -162,7 +307,7 @@ def _softmax_xent(logits, targets, grad_scale):
             row[j] = e
             total += e
         target = targets[i]
-        losses[i] = math.log(total) - math.log(row[target])
+        total_loss += math.log(total) - math.log(row[target])
         inv = 1.0 / total
         if grad_scale != 0.0:
             for j in range(V):
@@ -171,10 +316,10 @@ def _softmax_xent(logits, targets, grad_scale):
         else:
             for j in range(V):
                 row[j] = row[j] * inv
-    return losses.sum()
+    return total_loss
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def _time_major_targets(y):
     """(B, T) ids -> (T·B,) ids in the time-major order of the hidden states."""
     B, T = y.shape
@@ -185,87 +330,104 @@ def _time_major_targets(y):
     return out
 
 
-@njit(cache=True, fastmath=FAST)
-def _loss(x, y, Wx, Wu, Wh, bh, Wy, by, h0, hs, act):
-    """Forward pass only: summed cross-entropy (nats) of y given x, carrying h0.
-
-    x, y (B, T) ids; h0 (L, B, H); hs (L, T, B, H) scratch that receives the hidden states. The final
-    state is hs[:, T-1].
-    """
-    B, T = x.shape
-    L, _, _, H = hs.shape
-    _forward_layers(x, Wx, Wu, Wh, bh, h0, hs, act)
-    logits = np.dot(hs[L - 1].reshape((T * B, H)), Wy)
-    for i in range(T * B):
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _output_logits(top, Wy, by, logits):
+    """logits (N, V) = top (N, H) · Wy + by."""
+    _gemm(top, Wy, logits, False, False, 0.0)
+    for i in range(logits.shape[0]):
         for v in range(logits.shape[1]):
             logits[i, v] += by[v]
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _loss(x, y, Wx, Wu, Wh, bh, Wy, by, h0, hs, pre, logits, act):
+    """Forward pass only: summed cross-entropy (nats) of y given x, carrying h0. No dropout.
+
+    x, y (B, T) ids; h0 (L, B, H); hs (L, T, B, H) receives the hidden states (the final state is
+    hs[:, T-1]); pre (T, B, H) and logits (T·B, V) are scratch.
+    """
+    empty = pre[:0].reshape((0, 1, 1, 1))
+    top = _forward_layers(x, Wx, Wu, Wh, bh, h0, hs, pre, empty, empty, act)
+    _output_logits(top, Wy, by, logits)
     return _softmax_xent(logits, _time_major_targets(y), 0.0)
 
 
-@njit(cache=True, fastmath=FAST)
-def _loss_and_grads(x, y, Wx, Wu, Wh, bh, Wy, by, h0, hs, dWx, dWu, dWh, dbh, dWy, dby, act, grad_scale):
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _loss_and_grads(
+    x, y, Wx, Wu, Wh, bh, Wy, by, h0, hs, pre, logits, dh_above, dh_next, masks, dropped,
+    dWx, dWu, dWh, dbh, dWy, dby, act, grad_scale,
+):  # fmt: skip
     """Forward, then truncated backpropagation through time over the chunk.
 
-    Shapes as in `_loss`; d* arrays have the shape of their parameter and are overwritten with
-    grad_scale times the gradient of the summed cross-entropy (grad_scale = 1/positions gives the
-    gradient of the mean). The gradient stops at h0 (truncated BPTT). Returns the summed loss (nats).
+    Shapes and scratch as in `_loss` and `_forward_layers` (dropout when masks is non-empty, already
+    filled); dh_above (T, B, H) and dh_next (B, H) are scratch. d* arrays have the shape of their
+    parameter and are overwritten with grad_scale times the gradient of the summed cross-entropy
+    (grad_scale = 1/positions gives the gradient of the mean). The gradient stops at h0 (truncated
+    BPTT). Returns the summed loss (nats).
     """
     B, T = x.shape
     L, _, _, H = hs.shape
     N = T * B
-    _forward_layers(x, Wx, Wu, Wh, bh, h0, hs, act)
+    dropout = masks.shape[0] > 0
+    top = _forward_layers(x, Wx, Wu, Wh, bh, h0, hs, pre, masks, dropped, act)
 
     # Output layer for all N positions at once.
-    top = hs[L - 1].reshape((N, H))
-    dlogits = np.dot(top, Wy)
-    for i in range(N):
-        for v in range(dlogits.shape[1]):
-            dlogits[i, v] += by[v]
-    loss = _softmax_xent(dlogits, _time_major_targets(y), grad_scale)
-    np.dot(top.T, dlogits, dWy)
+    _output_logits(top, Wy, by, logits)
+    loss = _softmax_xent(logits, _time_major_targets(y), grad_scale)  # logits now hold dLoss/dlogits
+    _gemm(top, logits, dWy, True, False, 0.0)
     dby[:] = 0.0
     for i in range(N):
-        for v in range(dlogits.shape[1]):
-            dby[v] += dlogits[i, v]
-    dh_above = np.dot(dlogits, Wy.T).reshape((T, B, H))  # dLoss/dh of the top layer
+        for v in range(logits.shape[1]):
+            dby[v] += logits[i, v]
+    _gemm(logits, Wy, dh_above.reshape((N, H)), False, True, 0.0)  # dLoss/dh of the layer being processed
+    if dropout:
+        _multiply(dh_above, masks[L], dh_above)
 
     one, zero = hs.dtype.type(1.0), hs.dtype.type(0.0)
-    dpre = np.empty((T, B, H), dtype=hs.dtype)
-    dh_next = np.empty((B, H), dtype=hs.dtype)
+    dpre = pre  # the forward scratch is free now
+    flat_next = dh_next.reshape(B * H)
     for layer in range(L - 1, -1, -1):
         h = hs[layer]
         # Backward through time: the only sequential part of the backward pass.
         dh_next[:] = 0.0
         for t in range(T - 1, -1, -1):
-            for b in range(B):
-                for j in range(H):
-                    dh = dh_above[t, b, j] + dh_next[b, j]
-                    if act == ACT_RELU:
-                        dpre[t, b, j] = dh if h[t, b, j] > zero else zero
-                    else:
-                        dpre[t, b, j] = dh * (one - h[t, b, j] * h[t, b, j])
+            flat_dpre, flat_above, flat_h = dpre[t].reshape(B * H), dh_above[t].reshape(B * H), h[t].reshape(B * H)
+            if act == ACT_RELU:
+                for i in range(B * H):
+                    flat_dpre[i] = flat_above[i] + flat_next[i] if flat_h[i] > zero else zero
+            else:  # tanh' = 1 - tanh²
+                for i in range(B * H):
+                    flat_dpre[i] = (flat_above[i] + flat_next[i]) * (one - flat_h[i] * flat_h[i])
             if t > 0:
-                np.dot(dpre[t], Wh[layer].T, dh_next)
+                _gemm(dpre[t], Wh[layer], dh_next, False, True, 0.0)
         # Weight gradients for all positions at once: h_{t-1} is h0 at t = 0, hs[t-1] after.
         dpre_flat = dpre.reshape((N, H))
-        np.dot(h0[layer].T, dpre[0], dWh[layer])
+        _gemm(h0[layer], dpre[0], dWh[layer], True, False, 0.0)
         if T > 1:
-            dWh[layer] += np.dot(h[: T - 1].reshape(((T - 1) * B, H)).T, dpre[1:].reshape(((T - 1) * B, H)))
+            h_prev = h[: T - 1].reshape(((T - 1) * B, H))
+            _gemm(h_prev, dpre[1:].reshape(((T - 1) * B, H)), dWh[layer], True, False, 1.0)
         dbh[layer] = 0.0
         for i in range(N):
             for j in range(H):
                 dbh[layer, j] += dpre_flat[i, j]
         if layer > 0:
-            below = hs[layer - 1].reshape((N, H))
-            np.dot(below.T, dpre_flat, dWu[layer - 1])
-            np.dot(dpre_flat, Wu[layer - 1].T, dh_above.reshape((N, H)))
+            below = dropped[layer - 1] if dropout else hs[layer - 1]
+            _gemm(below.reshape((N, H)), dpre_flat, dWu[layer - 1], True, False, 0.0)
+            _gemm(dpre_flat, Wu[layer - 1], dh_above.reshape((N, H)), False, True, 0.0)
+            if dropout:
+                _multiply(dh_above, masks[layer], dh_above)
         else:
             dWx[:] = 0.0
             for t in range(T):
                 for b in range(B):
                     row = dWx[x[b, t]]  # the row lookup's gradient is a scatter-add
-                    for j in range(H):
-                        row[j] += dpre[t, b, j]
+                    if dropout:
+                        m = masks[0, t, b]
+                        for j in range(H):
+                            row[j] += dpre[t, b, j] * m[j]
+                    else:
+                        for j in range(H):
+                            row[j] += dpre[t, b, j]
     return loss
 
 
@@ -277,38 +439,80 @@ def _loss_and_grads(x, y, Wx, Wu, Wh, bh, Wy, by, h0, hs, dWx, dWu, dWh, dbh, dW
 # with two BLAS threads per product, this needs no synchronisation per time step, so a core that is
 # briefly busy elsewhere delays a chunk, not each of its 2·T·L small products. The shard count depends
 # on the batch size and the machine, never on --threads, so 1 and 2 threads give bit-identical results.
+# Each shard's scratch memory is carved from one preallocated row of `scratch`, so steady-state training
+# allocates almost nothing (fresh multi-megabyte buffers cost page faults: ~15% of a step, measured).
 
 
-@njit(cache=True, fastmath=FAST, parallel=True)
-def _loss_sharded(x, y, Wx, Wu, Wh, bh, Wy, by, h0, h_final, bounds, act):
-    """`_loss` over shards of the batch in parallel. bounds (S+1,) shard row boundaries; h_final
-    (L, B, H) receives the final state. Returns the summed loss (nats)."""
+def scratch_size(layers: int, seq_len: int, rows: int, hidden: int, vocab: int, dropout: bool) -> int:
+    """Elements of one shard's scratch row (see `_carve_scratch`)."""
+    slab = seq_len * rows * hidden
+    size = (layers + 2) * slab + seq_len * rows * vocab + rows * hidden
+    return size + (2 * layers + 1) * slab if dropout else size
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _carve_scratch(buffer, L, T, B, H, V, dropout):
+    """Views of one shard's scratch row: hs (L,T,B,H), pre (T,B,H), dh_above (T,B,H), logits (T·B,V),
+    dh_next (B,H), masks (L+1,T,B,H) and dropped (L,T,B,H) (both empty without dropout)."""
+    slab = T * B * H
+    hs = buffer[: L * slab].reshape((L, T, B, H))
+    offset = L * slab
+    pre = buffer[offset : offset + slab].reshape((T, B, H))
+    offset += slab
+    dh_above = buffer[offset : offset + slab].reshape((T, B, H))
+    offset += slab
+    logits = buffer[offset : offset + T * B * V].reshape((T * B, V))
+    offset += T * B * V
+    dh_next = buffer[offset : offset + B * H].reshape((B, H))
+    offset += B * H
+    n_masks = L + 1 if dropout else 0
+    n_dropped = L if dropout else 0
+    masks = buffer[offset : offset + n_masks * slab].reshape((n_masks, T, B, H))
+    offset += n_masks * slab
+    dropped = buffer[offset : offset + n_dropped * slab].reshape((n_dropped, T, B, H))
+    return hs, pre, dh_above, logits, dh_next, masks, dropped
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy", parallel=True)
+def _loss_sharded(x, y, Wx, Wu, Wh, bh, Wy, by, h0, h_final, bounds, scratch, act):
+    """`_loss` over shards of the batch in parallel. bounds (S+1,) shard row boundaries; scratch (S, n)
+    rows of `scratch_size(..., dropout=False)`; h_final (L, B, H) receives the final state. Returns the
+    summed loss (nats)."""
     S = bounds.size - 1
     L, _, H = h0.shape
     T = x.shape[1]
+    V = Wy.shape[1]
     losses = np.zeros(S)
     for s in prange(S):
         lo, hi = bounds[s], bounds[s + 1]
-        hs = np.empty((L, T, hi - lo, H), dtype=h0.dtype)
-        losses[s] = _loss(x[lo:hi], y[lo:hi], Wx, Wu, Wh, bh, Wy, by, np.ascontiguousarray(h0[:, lo:hi]), hs, act)
+        hs, pre, _, logits, _, _, _ = _carve_scratch(scratch[s], L, T, hi - lo, H, V, False)
+        h0_shard = np.ascontiguousarray(h0[:, lo:hi])
+        losses[s] = _loss(x[lo:hi], y[lo:hi], Wx, Wu, Wh, bh, Wy, by, h0_shard, hs, pre, logits, act)
         h_final[:, lo:hi] = hs[:, T - 1]
     return losses.sum()
 
 
-@njit(cache=True, fastmath=FAST, parallel=True)
-def _loss_and_grads_sharded(x, y, Wx, Wu, Wh, bh, Wy, by, h0, h_final, bounds, gWx, gWu, gWh, gbh, gWy, gby, act):
+@njit(cache=True, fastmath=FAST, error_model="numpy", parallel=True)
+def _loss_and_grads_sharded(
+    x, y, Wx, Wu, Wh, bh, Wy, by, h0, h_final, bounds, scratch, keep, seeds, gWx, gWu, gWh, gbh, gWy, gby, act
+):  # fmt: skip
     """`_loss_and_grads` over shards in parallel; g* (S, ...) receive each shard's gradient of the mean
-    loss over the whole batch, to be summed over S by the caller. Returns the summed loss (nats)."""
+    loss over the whole batch, to be summed over S by the caller. Dropout when keep < 1, shard s drawing
+    its masks from seeds[s] (so masks do not depend on the thread count). Returns the summed loss."""
     S = bounds.size - 1
     L, _, H = h0.shape
     B, T = x.shape
+    V = Wy.shape[1]
+    dropout = keep < 1.0
     losses = np.zeros(S)
     for s in prange(S):
         lo, hi = bounds[s], bounds[s + 1]
-        hs = np.empty((L, T, hi - lo, H), dtype=h0.dtype)
+        hs, pre, dh_above, logits, dh_next, masks, dropped = _carve_scratch(scratch[s], L, T, hi - lo, H, V, dropout)
+        if dropout:
+            _dropout_masks(masks, keep, seeds[s : s + 1].copy())
         losses[s] = _loss_and_grads(
-            x[lo:hi], y[lo:hi], Wx, Wu, Wh, bh, Wy, by, np.ascontiguousarray(h0[:, lo:hi]), hs,
-            gWx[s], gWu[s], gWh[s], gbh[s], gWy[s], gby[s], act, 1.0 / (B * T),
+            x[lo:hi], y[lo:hi], Wx, Wu, Wh, bh, Wy, by, np.ascontiguousarray(h0[:, lo:hi]), hs, pre, logits,
+            dh_above, dh_next, masks, dropped, gWx[s], gWu[s], gWh[s], gbh[s], gWy[s], gby[s], act, 1.0 / (B * T),
         )  # fmt: skip
         h_final[:, lo:hi] = hs[:, T - 1]
     return losses.sum()
@@ -323,7 +527,7 @@ def shard_bounds(batch_size: int) -> np.ndarray:
 # ---- optimizers: elementwise updates over the flat parameter vector ----
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def _global_norm(grad):
     """sqrt(sum(grad²)) accumulated in float64; NaN or inf if any gradient is non-finite."""
     total = 0.0
@@ -332,7 +536,7 @@ def _global_norm(grad):
     return math.sqrt(total)
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def _clip(grad, max_norm, max_value, norm):
     """Clip in place: scale to global norm `max_norm` (if > 0, given the current `norm`), then clamp each
     element to [-max_value, max_value] (if > 0)."""
@@ -345,7 +549,7 @@ def _clip(grad, max_norm, max_value, norm):
             grad[i] = min(max(grad[i], -max_value), max_value)
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def _adam_step(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay):
     """Adam (Kingma & Ba 2015) with bias correction; `step` counts from 1. Decoupled weight decay
     (AdamW) when weight_decay > 0."""
@@ -359,7 +563,7 @@ def _adam_step(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay):
         param[i] -= step_size * m[i] / (math.sqrt(v[i]) + eps * math.sqrt(correction2)) + lr * weight_decay * param[i]
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def _rmsprop_step(param, grad, cache, lr, decay, eps, weight_decay):
     """RMSprop (Tieleman & Hinton 2012), as in char-rnn: cache = decay·cache + (1-decay)·g²."""
     for i in range(param.size):
@@ -368,7 +572,7 @@ def _rmsprop_step(param, grad, cache, lr, decay, eps, weight_decay):
         param[i] -= lr * g / (math.sqrt(cache[i]) + eps)
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def _adagrad_step(param, grad, cache, lr, eps, weight_decay):
     """Adagrad (Duchi et al. 2011), as in min-char-rnn: cache += g²."""
     for i in range(param.size):
@@ -377,7 +581,7 @@ def _adagrad_step(param, grad, cache, lr, eps, weight_decay):
         param[i] -= lr * g / (math.sqrt(cache[i]) + eps)
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def _sgd_step(param, grad, velocity, lr, momentum, weight_decay):
     """SGD with (heavy-ball) momentum: velocity = momentum·velocity + g; param -= lr·velocity."""
     for i in range(param.size):

@@ -100,9 +100,12 @@ class Model:
     vocab: Vocab
     flat: np.ndarray  # (P,) all parameters
     params: dict[str, np.ndarray] = field(init=False)
+    _scratch: dict = field(init=False, repr=False, compare=False)
+    _shard_grads: dict | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.params = param_views(self.flat, self.config)
+        self._scratch, self._shard_grads = {}, None
 
     @classmethod
     def initialize(cls, config: ModelConfig, vocab: Vocab, rng: np.random.Generator) -> Model:
@@ -130,41 +133,69 @@ class Model:
         """Mean cross-entropy (nats/char) of targets given inputs, from hidden state `state`.
 
         inputs, targets (B, T) ids; state (L, B, H). Returns (loss, final state (L, B, H)).
-        Wraps `kernels._loss_sharded` (shards of the batch run in parallel).
+        Wraps `kernels._loss_sharded` (shards of the batch run in parallel). No dropout.
         """
-        final = np.empty_like(self.initial_state(inputs.shape[0]))
+        bounds, scratch = self._workspace(*inputs.shape, dropout=False)
+        final = self.initial_state(inputs.shape[0])
         p = self.params
         total = kernels._loss_sharded(
             _ids(inputs), _ids(targets), p["Wx"], p["Wu"], p["Wh"], p["bh"], p["Wy"], p["by"],
-            _state(state, self.dtype), final, kernels.shard_bounds(inputs.shape[0]), self.config.activation_code,
+            _state(state, self.dtype), final, bounds, scratch, self.config.activation_code,
         )  # fmt: skip
         return float(total) / inputs.size, final
 
     def loss_and_grads(
-        self, inputs: np.ndarray, targets: np.ndarray, state: np.ndarray, grad_flat: np.ndarray | None = None
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        state: np.ndarray,
+        grad_flat: np.ndarray | None = None,
+        dropout: float = 0.0,
+        dropout_seed: int = 0,
     ) -> tuple[float, np.ndarray, np.ndarray]:
         """Loss, its gradient (flat (P,), same layout as `flat`) and the final state (L, B, H).
 
-        Truncated BPTT: the gradient does not flow into `state`. Wraps `kernels._loss_and_grads_sharded`;
-        the shards' gradients are summed here in a fixed order.
+        Truncated BPTT: the gradient does not flow into `state`. With dropout p > 0, each non-recurrent
+        connection (input rows, between layers, into the output layer) is dropped with probability p,
+        masks drawn from `dropout_seed`. Wraps `kernels._loss_and_grads_sharded`; the shards' gradients
+        are summed here in a fixed order.
         """
+        if not 0.0 <= dropout < 1.0:
+            raise CharrnnError(f"dropout must be in [0, 1), got {dropout}")
         if grad_flat is None:
             grad_flat = np.empty_like(self.flat)
-        bounds = kernels.shard_bounds(inputs.shape[0])
+        bounds, scratch = self._workspace(*inputs.shape, dropout=dropout > 0)
         shards = bounds.size - 1
-        final = np.empty_like(self.initial_state(inputs.shape[0]))
-        per_shard = {
-            name: np.empty((shards,) + shape, self.dtype) for name, shape in self.config.param_shapes().items()
-        }
+        per_shard = self._gradient_buffers(shards)
+        seeds = np.random.SeedSequence([dropout_seed, 0xC4A2]).generate_state(shards, dtype=np.uint64) | np.uint64(1)
+        final = self.initial_state(inputs.shape[0])
         p, g = self.params, per_shard
         total = kernels._loss_and_grads_sharded(
             _ids(inputs), _ids(targets), p["Wx"], p["Wu"], p["Wh"], p["bh"], p["Wy"], p["by"],
-            _state(state, self.dtype), final, bounds, g["Wx"], g["Wu"], g["Wh"], g["bh"], g["Wy"], g["by"],
-            self.config.activation_code,
+            _state(state, self.dtype), final, bounds, scratch, 1.0 - dropout, seeds,
+            g["Wx"], g["Wu"], g["Wh"], g["bh"], g["Wy"], g["by"], self.config.activation_code,
         )  # fmt: skip
         for name, view in param_views(grad_flat, self.config).items():
             np.sum(per_shard[name], axis=0, out=view)
         return float(total) / inputs.size, grad_flat, final
+
+    def _workspace(self, batch_size: int, seq_len: int, dropout: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Shard bounds and per-shard scratch rows for this chunk shape, allocated once and reused."""
+        key = (batch_size, seq_len, dropout)
+        if key not in self._scratch:
+            bounds = kernels.shard_bounds(batch_size)
+            rows = int(np.diff(bounds).max())
+            c = self.config
+            size = kernels.scratch_size(c.num_layers, seq_len, rows, c.hidden_size, c.vocab_size, dropout)
+            self._scratch.clear()  # one shape at a time: training and evaluation alternate rarely
+            self._scratch[key] = (bounds, np.empty((bounds.size - 1, size), self.dtype))
+        return self._scratch[key]
+
+    def _gradient_buffers(self, shards: int) -> dict[str, np.ndarray]:
+        if self._shard_grads is None or next(iter(self._shard_grads.values())).shape[0] != shards:
+            shapes = self.config.param_shapes().items()
+            self._shard_grads = {name: np.empty((shards,) + shape, self.dtype) for name, shape in shapes}
+        return self._shard_grads
 
     def summary(self) -> list[tuple[str, tuple[int, ...], int]]:
         """(name, shape, count) per tensor, like Keras' model.summary()."""
