@@ -90,6 +90,7 @@ def train(
     optimizer: Annotated[str, typer.Option(help="adam, rmsprop, adagrad or sgd (with --momentum).")] = "adam",
     momentum: Annotated[float, typer.Option(help="Momentum for sgd.")] = 0.9,
     weight_decay: Annotated[float, typer.Option(help="L2 weight decay (decoupled for adam).")] = 0.0,
+    dropout: Annotated[float, typer.Option(help="Drop probability on non-recurrent connections.")] = 0.0,
     clip: Annotated[float, typer.Option(help="Clip gradients to this global norm (0: off).")] = 5.0,
     clip_value: Annotated[float, typer.Option(help="Clamp each gradient element to ±this (0: off).")] = 0.0,
     lr_decay: Annotated[float, typer.Option(help="Multiply the learning rate by this each epoch.")] = 1.0,
@@ -120,7 +121,8 @@ def train(
     with user_errors():
         train_config = TrainConfig(
             seq_len=seq_len, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
-            weight_decay=weight_decay, clip=clip, clip_value=clip_value, lr_decay=lr_decay, epochs=epochs,
+            weight_decay=weight_decay, dropout=dropout, clip=clip, clip_value=clip_value, lr_decay=lr_decay,
+            epochs=epochs,
             steps=steps, time_budget=time_budget, eval_every=eval_every, seed=seed, threads=threads,
         )  # fmt: skip
         data = prepare_data(corpus, val_frac=val_frac, val_file=val_file, encoding=encoding, errors=errors)

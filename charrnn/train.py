@@ -47,6 +47,7 @@ class TrainConfig:
     rms_decay: float = 0.95  # RMSprop, as in char-rnn
     eps: float = 1e-8
     weight_decay: float = 0.0
+    dropout: float = 0.0  # probability of dropping each non-recurrent connection during training
     clip: float = 5.0  # global gradient norm; 0 disables
     clip_value: float = 0.0  # per-element clamp; 0 disables
     lr_decay: float = 1.0  # multiply the learning rate by this at the start of every epoch after the first
@@ -65,6 +66,7 @@ class TrainConfig:
             (self.clip_value >= 0, f"--clip-value must be >= 0, got {self.clip_value}"),
             (0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}"),
             (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
+            (0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}"),
             (self.epochs is None or self.epochs > 0, f"--epochs must be > 0, got {self.epochs}"),
             (self.steps is None or self.steps > 0, f"--steps must be > 0, got {self.steps}"),
             (self.time_budget is None or self.time_budget > 0, f"--time must be > 0, got {self.time_budget}"),
@@ -203,7 +205,15 @@ def train(
                     stop_reason = reason
                     break
                 inputs, targets = batches.chunk(state.chunk)
-                loss, grad, hidden = model.loss_and_grads(inputs, targets, state.hidden, grad)
+                # dropout masks depend only on (seed, step): a resumed run draws the same ones
+                loss, grad, hidden = model.loss_and_grads(
+                    inputs,
+                    targets,
+                    state.hidden,
+                    grad,
+                    config.dropout,
+                    dropout_seed=config.seed * 1_000_003 + state.step,
+                )
                 if not math.isfinite(loss) or not math.isfinite(kernels._global_norm(grad)):
                     raise CharrnnError(
                         f"training diverged at step {state.step + 1} (non-finite loss or gradient); "

@@ -122,3 +122,68 @@ def test_clipping():
     kernels._clip(grad, 0.0, 3.5, 5.0)
     np.testing.assert_allclose(grad, [3.0, -3.5])
     assert not np.isfinite(kernels._global_norm(np.array([1.0, np.nan])))
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_dropout_gradient_matches_finite_differences(layers):
+    """With the masks fixed by the seed, the loss is a smooth function of the weights: check its gradient."""
+    model, inputs, targets, h0 = case(4, 5, 6, 5, layers, "tanh", seed=11)
+    loss, grad, _ = model.loss_and_grads(inputs, targets, h0, dropout=0.3, dropout_seed=5)
+    no_dropout = model.loss_and_grads(inputs, targets, h0)[0]
+    assert loss != no_dropout
+    numeric = np.empty_like(model.flat)
+    eps = 1e-6
+    for i in range(model.flat.size):
+        saved = model.flat[i]
+        model.flat[i] = saved + eps
+        plus = model.loss_and_grads(inputs, targets, h0, dropout=0.3, dropout_seed=5)[0]
+        model.flat[i] = saved - eps
+        minus = model.loss_and_grads(inputs, targets, h0, dropout=0.3, dropout_seed=5)[0]
+        model.flat[i] = saved
+        numeric[i] = (plus - minus) / (2 * eps)
+    for name, a in param_views(grad, model.config).items():
+        n = param_views(numeric, model.config)[name]
+        if a.size:
+            relative = np.linalg.norm(a - n) / max(np.linalg.norm(a), np.linalg.norm(n), 1e-300)
+            assert relative <= 1e-6, f"{name}: relative error {relative:.3e}"
+
+
+def test_dropout_keeps_the_expected_fraction():
+    masks = np.empty((4, 50, 20, 10))
+    kernels._dropout_masks(masks, 0.7, np.array([12345], dtype=np.uint64))
+    assert set(np.unique(masks)) == {0.0, 1 / 0.7}
+    assert abs((masks > 0).mean() - 0.7) < 0.01
+
+
+def test_one_and_two_threads_are_bit_identical():
+    model, inputs, targets, h0 = case(6, 7, 16, 5, 2, "tanh", dtype="float32", seed=2)
+    results = []
+    for threads in (1, 2):
+        with kernels.thread_limit(threads):
+            loss, grad, final = model.loss_and_grads(inputs, targets, h0, dropout=0.1, dropout_seed=3)
+            results.append((loss, grad.copy(), final))
+    assert results[0][0] == results[1][0]
+    assert np.array_equal(results[0][1], results[1][1]) and np.array_equal(results[0][2], results[1][2])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fallback_gemm_matches_numpy(dtype):
+    """The compiled stand-in used where numpy bundles no OpenBLAS, called through its C signature."""
+    import ctypes
+
+    from numba import types
+
+    real, c_real = (types.float32, ctypes.c_float) if dtype == "float32" else (types.float64, ctypes.c_double)
+    i32, i64, ptr = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
+    signature = ctypes.CFUNCTYPE(None, i32, i32, i32, i64, i64, i64, c_real, ptr, i64, ptr, i64, c_real, ptr, i64)
+    gemm = signature(kernels._fallback_gemm(real))
+    rng = np.random.default_rng(0)
+    for trans_a in (False, True):
+        for trans_b in (False, True):
+            a = rng.random((3, 4) if trans_a else (4, 3)).astype(dtype)
+            b = rng.random((5, 3) if trans_b else (3, 5)).astype(dtype)
+            c = rng.random((4, 5)).astype(dtype)
+            expected = (a.T if trans_a else a) @ (b.T if trans_b else b) + 0.5 * c
+            gemm(101, 112 if trans_a else 111, 112 if trans_b else 111, 4, 5, 3, 1.0, a.ctypes.data, a.shape[1],
+                 b.ctypes.data, b.shape[1], 0.5, c.ctypes.data, 5)  # fmt: skip
+            np.testing.assert_allclose(c, expected, rtol=1e-6)
