@@ -53,7 +53,9 @@ def thread_limit(threads: int) -> Iterator[None]:
         numba.set_num_threads(previous)
 
 
-@njit(cache=True, fastmath=FAST)
+# error_model="numpy": no ZeroDivisionError check on `p / q`, whose branch kept LLVM from vectorising the
+# tanh loop (q >= 4.9e-3 never vanishes); measured 8x faster on a (64, 256) float32 slab.
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def _activate(pre, out, act):
     """out = f(pre), elementwise over (B, H) slabs. `act` is one of the ACT_* codes."""
     flat_pre = pre.reshape(pre.size)
