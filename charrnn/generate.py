@@ -20,12 +20,14 @@ Conventions (also in the README):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import kernels
 from .errors import CharrnnError
@@ -50,6 +52,13 @@ class SampleResult:
     @property
     def length(self) -> int:
         return len(self.text)
+
+    def to_dict(self) -> dict:
+        """The sample as `charrnn sample --json` prints it (log-probabilities in nats)."""
+        bits = -self.log_prob_model / self.length / math.log(2.0) if self.length else None
+        return {"sample": self.index, "text": self.text, "length": self.length, "stopped": self.stopped,
+                "log_prob_sampling": self.log_prob_sampling, "log_prob_model": self.log_prob_model,
+                "model_bits_per_char": bits}  # fmt: skip
 
 
 def splitmix64(value: int) -> tuple[int, int]:
@@ -114,6 +123,18 @@ def warm_state(model: Model, ids: np.ndarray, state: np.ndarray | None = None) -
                                 model.config.activation_code)  # fmt: skip
         state = np.ascontiguousarray(hidden[:, -1])
     return state
+
+
+@contextlib.contextmanager
+def compute_threads(threads: int) -> Iterator[None]:
+    """Limit BLAS and numba to `threads` threads (0: all cores) inside the block."""
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls: loaded first so it is limited)
+
+    if threads < 0:
+        raise CharrnnError(f"--threads must be >= 0, got {threads}")
+    count = threads or kernels.available_threads()
+    with threadpool_limits(limits=count, user_api="blas"), kernels.thread_limit(count):
+        yield
 
 
 class Sampler:

@@ -136,6 +136,24 @@ def score_text(model: Model, text: str, unk: str = "error", chunk_len: int = DEF
     return ScoreResult(ids.astype(np.int64), log_probs, unknown, top_ids, top_log_probs)
 
 
+def per_char_rows(result: ScoreResult, model: Model) -> list[dict]:
+    """One row per scored character (what `charrnn score --per-char` prints): its position in the text as
+    scored (0-based), the character, its probability, its surprisal in bits, and the most likely
+    alternatives (as many as `top` was when scoring) with their probabilities."""
+    chars = model.vocab.chars
+    rows = []
+    for i, log_p in enumerate(result.log_probs.tolist()):
+        alternatives = zip(result.top_ids[i].tolist(), result.top_log_probs[i].tolist(), strict=True)
+        rows.append({
+            "position": i + 1,
+            "char": chars[result.ids[i + 1]],
+            "prob": math.exp(log_p),
+            "bits": -log_p / LN2,
+            "alternatives": [{"char": chars[c], "prob": math.exp(lp)} for c, lp in alternatives],
+        })  # fmt: skip
+    return rows
+
+
 @dataclass(frozen=True)
 class LineScore:
     line: int  # 1-based
@@ -186,12 +204,18 @@ class Verdict:
     def best(self) -> int:
         return int(np.argmax(self.log_likelihoods))
 
+    @property
+    def margin_bits(self) -> float:
+        """How many bits better the best model explains the text than the runner-up (0 with one model)."""
+        ranked = np.sort(self.log_likelihoods)
+        return float(ranked[-1] - ranked[-2]) / LN2 if ranked.size > 1 else 0.0
+
 
 @dataclass(frozen=True)
 class Paragraph:
     index: int  # 0-based
     line: int  # 1-based line where it starts in the original text
-    text: str  # as scored (excluded characters removed)
+    text: str  # as in the input (excluded characters are removed only for scoring)
     verdict: Verdict | None  # None when it has fewer than 2 characters to score
 
 
@@ -205,6 +229,31 @@ class Attribution:
     @property
     def best(self) -> str:
         return self.names[self.whole.best]
+
+    def to_dict(self) -> dict:
+        """The result as `charrnn attribute --json` prints it."""
+
+        def scores(verdict: Verdict) -> dict:
+            return {name: {"log_likelihood_nats": float(ll), "bits_per_char": float(bpc), "posterior": float(post)}
+                    for name, ll, bpc, post in zip(self.names, verdict.log_likelihoods, verdict.bits_per_char,
+                                                   verdict.posterior, strict=True)}  # fmt: skip
+
+        out = {
+            "best": self.best,
+            "scored": self.whole.scored,
+            "margin_bits": self.whole.margin_bits,
+            "models": scores(self.whole),
+            "excluded": dict(sorted(self.excluded.items())),
+        }
+        if self.paragraphs is not None:
+            out["paragraphs"] = [
+                {"index": p.index, "line": p.line, "scored": p.verdict.scored if p.verdict else 0,
+                 "best": self.names[p.verdict.best] if p.verdict else None,
+                 "margin_bits": p.verdict.margin_bits if p.verdict else None,
+                 "models": scores(p.verdict) if p.verdict else {}, "preview": p.text[:60]}
+                for p in self.paragraphs
+            ]  # fmt: skip
+        return out
 
 
 def shared_vocabulary(models: list[Model]) -> set[str]:
@@ -256,5 +305,5 @@ def attribute(text: str, models: dict[str, Model], by_paragraph: bool = False,
         paragraphs = []
         for index, (line, block) in enumerate(split_paragraphs(text)):
             piece = "".join(c for c in block if c in shared) if excluded else block
-            paragraphs.append(Paragraph(index, line, piece, verdict(piece)))
+            paragraphs.append(Paragraph(index, line, block, verdict(piece)))
     return Attribution(names, whole, dict(excluded), paragraphs)
