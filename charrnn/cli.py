@@ -175,11 +175,11 @@ UnkOption = Annotated[
 
 
 def _read_prime(prime: str | None, prime_file: Path | None) -> str:
-    from .data import read_text
+    from .score import read_source
 
     if prime is not None and prime_file is not None:
         raise CharrnnError("give --prime or --prime-file, not both")
-    return read_text([prime_file]) if prime_file is not None else (prime or "")
+    return read_source(prime_file)[0] if prime_file is not None else (prime or "")
 
 
 @app.command()

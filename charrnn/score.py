@@ -40,6 +40,8 @@ def read_source(source: str | Path) -> tuple[str, str]:
     (strict UTF-8, "\\r\\n" -> "\\n"); so is standard input."""
     if str(source) == "-":
         return sys.stdin.read().replace("\r\n", "\n"), "<stdin>"
+    if not Path(source).is_file():
+        raise CharrnnError(f"{source} is not a file" if Path(source).exists() else f"{source} does not exist")
     return read_text([source]), str(source)
 
 
