@@ -111,10 +111,6 @@ def next_uniform(state):
     return (result >> 11) / 2.0**53
 
 
-def before(probs, a, b):
-    return (probs[a], -a) > (probs[b], -b)
-
-
 def rank(probs):
     """Ids by probability, highest first; ties: lower id first."""
     return sorted(range(len(probs)), key=lambda v: (-probs[v], v))
