@@ -111,10 +111,10 @@ def check_sampling_options(length: int, temperature: float, top_k: int, top_p: f
             raise CharrnnError(message)
 
 
-def warm_state(model: Model, ids: np.ndarray, state: np.ndarray | None = None) -> np.ndarray:
-    """Run ids (N,) through the model from `state` (L, 1, H) (zeros if None); returns the state after
-    them, (L, 1, H). Chunks of PRIME_CHUNK keep memory flat. Wraps `kernels._forward_layers`."""
-    state = model.initial_state(1) if state is None else np.array(state, dtype=model.dtype)
+def warm_state(model: Model, ids: np.ndarray) -> np.ndarray:
+    """Run ids (N,) through the model from a zero state; returns the state after them, (L, 1, H).
+    Chunks of PRIME_CHUNK keep memory flat. Wraps `kernels._forward_layers`."""
+    state = model.initial_state(1)
     p = model.params
     for start in range(0, len(ids), PRIME_CHUNK):
         chunk = np.ascontiguousarray(ids[start : start + PRIME_CHUNK], dtype=np.int64)[None, :]
@@ -180,6 +180,7 @@ class Sampler:
         logp_model = np.zeros(K, dtype=np.float64)
         logits, pre, tmp = np.empty((K, V), dtype), np.empty((K, H), dtype), np.empty((K, H), dtype)
         probs, order = np.empty(V, np.float64), np.empty(V, np.int64)
+        codepoints = model.vocab.codepoints().astype(np.uint32)
         remaining = self.length
         while remaining > 0 and not done.all():
             out = np.empty((K, min(self.block, remaining)), dtype=np.int64)
@@ -190,7 +191,8 @@ class Sampler:
                 pre, tmp,
             )  # fmt: skip
             remaining -= out.shape[1]
-            pieces = [model.vocab.decode(out[k, : lengths[k]]) for k in range(K)]
+            # ids -> text without a Python step per character: code points, then one UTF-32 decode
+            pieces = [codepoints[out[k, : lengths[k]]].tobytes().decode("utf-32-le") for k in range(K)]
             for k, piece in enumerate(pieces):
                 self._texts[k].append(piece)
             yield pieces

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -258,9 +257,20 @@ class Attribution:
         return out
 
 
-def shared_vocabulary(models: list[Model]) -> set[str]:
+def shared_vocabulary(models: list[Model]) -> str:
     """Characters every model knows."""
-    return set.intersection(*(set(m.vocab.chars) for m in models))
+    return "".join(sorted(set.intersection(*(set(m.vocab.chars) for m in models))))
+
+
+def keep_only(text: str, alphabet: str) -> tuple[str, dict[str, int]]:
+    """(text without the characters outside `alphabet`, those characters -> occurrences), vectorised."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    known = np.isin(codes, np.array([ord(c) for c in alphabet], dtype=np.uint32))
+    if known.all():
+        return text, {}
+    values, counts = np.unique(codes[~known], return_counts=True)
+    removed = {chr(int(v)): int(n) for v, n in zip(values, counts, strict=True)}
+    return codes[known].tobytes().decode("utf-32-le"), removed
 
 
 def split_paragraphs(text: str) -> list[tuple[int, str]]:
@@ -287,8 +297,7 @@ def attribute(text: str, models: dict[str, Model], by_paragraph: bool = False,
         raise CharrnnError("attribute needs at least one model (-m)")
     names, chosen = list(models), list(models.values())
     shared = shared_vocabulary(chosen)
-    excluded = Counter(c for c in text if c not in shared)
-    kept = "".join(c for c in text if c in shared) if excluded else text
+    kept, excluded = keep_only(text, shared)
 
     def verdict(piece: str) -> Verdict | None:
         if len(piece) < 2:
@@ -306,6 +315,5 @@ def attribute(text: str, models: dict[str, Model], by_paragraph: bool = False,
     if by_paragraph:
         paragraphs = []
         for index, (line, block) in enumerate(split_paragraphs(text)):
-            piece = "".join(c for c in block if c in shared) if excluded else block
-            paragraphs.append(Paragraph(index, line, block, verdict(piece)))
-    return Attribution(names, whole, dict(excluded), paragraphs)
+            paragraphs.append(Paragraph(index, line, block, verdict(keep_only(block, shared)[0])))
+    return Attribution(names, whole, excluded, paragraphs)
