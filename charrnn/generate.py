@@ -150,7 +150,9 @@ class Sampler:
         check_sampling_options(length, temperature, top_k, top_p, num_samples, block)
         vocab = model.vocab
         self.model, self.length, self.num_samples, self.block = model, length, num_samples, block
-        self.temperature, self.top_k, self.top_p, self.greedy = float(temperature), int(top_k), float(top_p), greedy
+        self.temperature, self.top_k, self.top_p = float(temperature), int(top_k), float(top_p)
+        # a temperature so small that 1/T overflows is the greedy limit (and would make 0·inf = NaN)
+        self.greedy = greedy or math.isinf(1.0 / self.temperature)
         self.seed = secrets.randbits(63) if seed is None else int(seed)
         self.prime = prime
         prime_ids, self.unknown = vocab.encode_with_report(prime, unk=unk, where="prime")

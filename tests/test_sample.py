@@ -96,6 +96,7 @@ def test_temperature_near_zero_equals_greedy():
     greedy = sample(model, 60, prime="ab", greedy=True).run()[0]
     cold = sample(model, 60, prime="ab", temperature=1e-7, seed=9).run()[0]
     assert cold.text == greedy.text
+    assert sample(model, 60, prime="ab", temperature=1e-320, seed=9).run()[0].text == greedy.text  # 1/T = inf
     assert greedy.log_prob_sampling == 0.0
     assert abs(cold.log_prob_model - greedy.log_prob_model) < 1e-9
 
