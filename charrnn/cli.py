@@ -197,7 +197,7 @@ def sample(
     stop: Annotated[str | None, typer.Option(help="End a sample right after it produces this string.")] = None,
     unk: UnkOption = "error",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per sample (JSON lines).")] = False,
-    threads: ThreadsOption = 0,
+    threads: ThreadsOption = 1,  # the per-step products are small: a second BLAS thread costs more than it saves
 ) -> None:
     """Generate text from MODEL, streamed to stdout as it is produced."""
     from .generate import compute_threads
@@ -247,7 +247,7 @@ def score(
     per_line: Annotated[bool, typer.Option("--per-line", help="Bits/char of each line.")] = False,
     unk: UnkOption = "error",
     as_json: JsonOption = False,
-    threads: ThreadsOption = 0,
+    threads: ThreadsOption = 1,  # see sample
 ) -> None:
     """Log-likelihood of a text under MODEL: nats, bits, bits/char, perplexity. The first character only
     conditions; characters 2..N are scored from a zero state."""
@@ -304,7 +304,7 @@ def attribute(
     models: Annotated[list[Path], typer.Option("-m", "--model", help="A candidate model (repeat: -m A -m B).")],
     by_paragraph: Annotated[bool, typer.Option("--by-paragraph", help="Also a verdict per paragraph.")] = False,
     as_json: JsonOption = False,
-    threads: ThreadsOption = 0,
+    threads: ThreadsOption = 1,  # see sample
 ) -> None:
     """Which model explains a text best: bits/char and posterior (uniform prior) per model. Characters
     outside the vocabulary shared by all models are removed for every model, and reported."""
