@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import reference
 from scipy import stats
-from tiny_models import fixed_distribution_model, random_model, save
+from tiny_models import assert_user_error, fixed_distribution_model, random_model, save
 from typer.testing import CliRunner
 
 from charrnn.cli import app
@@ -235,17 +235,14 @@ def test_cli_same_seed_same_bytes(model_file):
 )  # fmt: skip
 def test_cli_bad_input_is_one_line_error(model_file, args):
     result = runner.invoke(app, ["sample", str(model_file), *args])
-    assert result.exit_code == 1
-    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
-    assert "Traceback" not in result.output
+    assert_user_error(result)
 
 
 def test_cli_missing_or_corrupt_model(tmp_path):
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"not a zip file")
     for path in (tmp_path / "missing.npz", corrupt):
-        result = runner.invoke(app, ["sample", str(path)])
-        assert result.exit_code == 1 and result.stderr.startswith("Error: ") and "Traceback" not in result.output
+        assert_user_error(runner.invoke(app, ["sample", str(path)]))
 
 
 def test_real_process_piped_into_head(model_file):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import reference
-from tiny_models import random_model, save
+from tiny_models import assert_user_error, random_model, save
 from typer.testing import CliRunner
 
 from charrnn.cli import app
@@ -139,15 +139,12 @@ def test_cli_reports_unknown_characters(model_file):
 )  # fmt: skip
 def test_cli_bad_input_is_one_line_error(model_file, args):
     result = runner.invoke(app, ["score", str(model_file), *args])
-    assert result.exit_code == 1
-    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
-    assert "Traceback" not in result.output
+    assert_user_error(result)
 
 
 def test_cli_empty_stdin_and_bad_models(model_file, tmp_path):
-    assert runner.invoke(app, ["score", str(model_file), "-"], input="").exit_code == 1
+    assert_user_error(runner.invoke(app, ["score", str(model_file), "-"], input=""))
     corrupt = tmp_path / "c.npz"
     corrupt.write_bytes(b"PK\x03\x04 truncated")
     for path in (tmp_path / "missing.npz", corrupt, tmp_path):
-        result = runner.invoke(app, ["score", str(path), "--text", "abc"])
-        assert result.exit_code == 1 and result.stderr.startswith("Error: ") and "Traceback" not in result.output
+        assert_user_error(runner.invoke(app, ["score", str(path), "--text", "abc"]))

@@ -55,3 +55,10 @@ def train_tiny(text, path, hidden=16, steps=150, seed=0):
 def save(model, path):
     save_checkpoint(path, model, {}, {})
     return path
+
+
+def assert_user_error(result):
+    """A CliRunner result is an expected failure: exit 1, one `Error: ...` line on stderr, no traceback."""
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.output
