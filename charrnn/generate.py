@@ -127,8 +127,8 @@ def warm_state(model: Model, ids: np.ndarray) -> np.ndarray:
 
 @contextlib.contextmanager
 def compute_threads(threads: int) -> Iterator[None]:
-    """Limit BLAS and numba to `threads` threads (0: all cores) inside the block."""
-    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls: loaded first so it is limited)
+    """Limit BLAS and the compiled kernels to `threads` threads (0: all cores) inside the block."""
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the kernels' np.dot calls: load it so it is limited)
 
     if threads < 0:
         raise CharrnnError(f"--threads must be >= 0, got {threads}")
