@@ -317,6 +317,186 @@ def synth_brackets(
 
 # ---- end corpus commands ----
 
+# ---- sample / score / attribute commands ----
+
+UnkOption = Annotated[
+    str, typer.Option("--unk", help="Characters not in the model's vocabulary: error, skip or map:<char>.")
+]
+
+
+def _read_prime(prime: str | None, prime_file: Path | None) -> str:
+    from .score import read_source
+
+    if prime is not None and prime_file is not None:
+        raise CharrnnError("give --prime or --prime-file, not both")
+    return read_source(prime_file)[0] if prime_file is not None else (prime or "")
+
+
+@app.command()
+def sample(
+    model: Annotated[Path, typer.Argument(help="Checkpoint (.npz).", show_default=False)],
+    length: Annotated[int, typer.Option("-n", "--length", help="New characters per sample (prime not counted).")] = 500,
+    temperature: Annotated[float, typer.Option(help="Softmax temperature (> 0); lower is more conservative.")] = 1.0,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Always take the most likely character.")] = False,
+    top_k: Annotated[int, typer.Option(help="Sample only among the k most likely characters (0: off).")] = 0,
+    top_p: Annotated[float, typer.Option(help="Sample from the smallest set with this much mass (1: off).")] = 1.0,
+    prime: Annotated[str | None, typer.Option(help="Text to warm the state on (printed, not counted).")] = None,
+    prime_file: Annotated[Path | None, typer.Option(help="Read the prime from this file.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed: the same seed gives the same text.")] = None,
+    num_samples: Annotated[int, typer.Option(help="Samples to generate together as one batch.")] = 1,
+    stop: Annotated[str | None, typer.Option(help="End a sample right after it produces this string.")] = None,
+    unk: UnkOption = "error",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per sample (JSON lines).")] = False,
+    threads: ThreadsOption = 1,  # the per-step products are small: a second BLAS thread costs more than it saves
+) -> None:
+    """Generate text from MODEL, streamed to stdout as it is produced."""
+    from .generate import compute_threads
+    from .generate import sample as start_sampling
+    from .model import load_model
+    from .vocab import parse_unk_option
+
+    with user_errors():
+        text = _read_prime(prime, prime_file)
+        loaded = load_model(model)
+        with compute_threads(threads):
+            sampler = start_sampling(loaded, length, temperature, top_k, top_p, greedy, text, num_samples, seed,
+                                     stop, parse_unk_option(unk))  # fmt: skip
+            if sampler.unknown.total:
+                action = "skipped" if sampler.unknown.policy == "skip" else "mapped"
+                typer.echo(f"prime: unknown characters {action}: {sampler.unknown.summary()}", err=True)
+            streaming = num_samples == 1 and not as_json
+            if streaming:
+                sys.stdout.write(text)
+            last = text[-1:]
+            for pieces in sampler:
+                if streaming and pieces[0]:
+                    sys.stdout.write(pieces[0])
+                    sys.stdout.flush()
+                    last = pieces[0][-1]
+        for result in sampler.results:
+            if as_json:
+                typer.echo(json.dumps({**result.to_dict(), "prime": text, "seed": sampler.seed}))
+            elif streaming:
+                if last not in ("", "\n"):
+                    sys.stdout.write("\n")
+            else:
+                body = text + result.text
+                typer.echo(f"--- sample {result.index + 1} of {num_samples} ---\n{body}", nl=not body.endswith("\n"))
+        sys.stdout.flush()
+
+
+@app.command()
+def score(
+    model: Annotated[Path, typer.Argument(help="Checkpoint (.npz).", show_default=False)],
+    source: Annotated[
+        str | None, typer.Argument(help="Text file to score, or - for stdin.", show_default=False)
+    ] = None,
+    text: Annotated[str | None, typer.Option("--text", help="Score this string instead of a file.")] = None,
+    per_char: Annotated[bool, typer.Option("--per-char", help="A row per character: probability, surprisal.")] = False,
+    alternatives: Annotated[int, typer.Option(help="Most likely alternatives shown with --per-char.")] = 3,
+    per_line: Annotated[bool, typer.Option("--per-line", help="Bits/char of each line.")] = False,
+    unk: UnkOption = "error",
+    as_json: JsonOption = False,
+    threads: ThreadsOption = 1,  # see sample
+) -> None:
+    """Log-likelihood of a text under MODEL: nats, bits, bits/char, perplexity. The first character only
+    conditions; characters 2..N are scored from a zero state."""
+    from .generate import compute_threads
+    from .model import load_model
+    from .score import line_scores, per_char_rows, read_source, score_text
+    from .vocab import describe_char, parse_unk_option
+
+    with user_errors():
+        if (source is None) == (text is None):
+            raise CharrnnError("give a FILE (or - for stdin) or --text, exactly one")
+        if alternatives < 0:
+            raise CharrnnError(f"--alternatives must be >= 0, got {alternatives}")
+        body, name = (text, "--text") if text is not None else read_source(source)
+        loaded = load_model(model)
+        with compute_threads(threads):
+            result = score_text(loaded, body, parse_unk_option(unk), top=alternatives if per_char else 0, where=name)
+        summary = result.summary()
+        rows = per_char_rows(result, loaded) if per_char else None
+        lines = line_scores(result, loaded) if per_line else None
+        if as_json:
+            out = {"source": name, "model": str(model), **summary}
+            if rows is not None:
+                out["per_char"] = rows
+            if lines is not None:
+                out["lines"] = [{"line": ln.line, "text": ln.text, "scored": ln.scored,
+                                 "log_likelihood_nats": ln.log_likelihood,
+                                 "bits_per_char": ln.bits_per_char if ln.scored else None} for ln in lines]  # fmt: skip
+            typer.echo(json.dumps(out, indent=2))
+            return
+        if rows is not None:
+            typer.echo(f"{'position':>8}  {'char':<8}{'prob':>9}{'bits':>8}  most likely")
+            for row in rows:
+                alts = "  ".join(f"{describe_char(a['char'])} {a['prob']:.3f}" for a in row["alternatives"])
+                typer.echo(f"{row['position']:>8}  {describe_char(row['char']):<8}{row['prob']:>9.4f}"
+                           f"{row['bits']:>8.2f}  {alts}")  # fmt: skip
+        if lines is not None:
+            typer.echo(f"{'line':>6}{'chars':>7}{'bits/char':>11}  text")
+            for ln in lines:
+                bpc = f"{ln.bits_per_char:.3f}" if ln.scored else "-"
+                typer.echo(f"{ln.line:>6}{ln.scored:>7}{bpc:>11}  {ln.text[:60]}")
+        typer.echo(f"{name}: {summary['characters']:,} characters, {summary['scored']:,} scored (the first only "
+                   f"conditions)\nlog-likelihood {summary['log_likelihood_nats']:.2f} nats "
+                   f"({summary['log_likelihood_bits']:.2f} bits)\n{summary['nats_per_char']:.4f} nats/char, "
+                   f"{summary['bits_per_char']:.4f} bits/char, perplexity {summary['perplexity']:.3f}")  # fmt: skip
+        if result.unknown.total:
+            action = {"skip": "skipped"}.get(result.unknown.policy, f"mapped to {describe_char(result.unknown.policy)}")
+            typer.echo(f"unknown characters {action}: {result.unknown.summary()}")
+
+
+@app.command()
+def attribute(
+    source: Annotated[str, typer.Argument(help="Text file to attribute, or - for stdin.", show_default=False)],
+    models: Annotated[list[Path], typer.Option("-m", "--model", help="A candidate model (repeat: -m A -m B).")],
+    by_paragraph: Annotated[bool, typer.Option("--by-paragraph", help="Also a verdict per paragraph.")] = False,
+    as_json: JsonOption = False,
+    threads: ThreadsOption = 1,  # see sample
+) -> None:
+    """Which model explains a text best: bits/char and posterior (uniform prior) per model. Characters
+    outside the vocabulary shared by all models are removed for every model, and reported."""
+    from .generate import compute_threads
+    from .model import load_model
+    from .score import attribute as run_attribution
+    from .score import read_source
+    from .vocab import describe_char
+
+    with user_errors():
+        stems = [path.stem for path in models]
+        names = [path.stem if stems.count(path.stem) == 1 else str(path) for path in models]
+        if len(set(names)) != len(names):
+            raise CharrnnError("the same model is given twice")
+        body, name = read_source(source)
+        loaded = {label: load_model(path) for label, path in zip(names, models, strict=True)}
+        with compute_threads(threads):
+            result = run_attribution(body, loaded, by_paragraph=by_paragraph)
+        report = result.to_dict()
+        if as_json:
+            typer.echo(json.dumps({"source": name, **report}, indent=2))
+            return
+        width = max(12, *(len(n) for n in names))
+        if result.paragraphs is not None:
+            typer.echo(f"{'para':>5}{'line':>7}{'chars':>7}  {'best':<{width}}{'margin bits':>12}  text")
+            for para in report["paragraphs"]:
+                if para["best"] is None:
+                    typer.echo(f"{para['index'] + 1:>5}{para['line']:>7}{para['scored']:>7}  {'(too short)':<{width}}")
+                    continue
+                preview = para["preview"].replace("\n", " ")[:50]
+                typer.echo(f"{para['index'] + 1:>5}{para['line']:>7}{para['scored']:>7}  {para['best']:<{width}}"
+                           f"{para['margin_bits']:>12.1f}  {preview}")  # fmt: skip
+            wins = {n: sum(p["best"] == n for p in report["paragraphs"]) for n in names}
+            typer.echo("paragraphs won: " + ", ".join(f"{n} {c}" for n, c in wins.items()) + "\n")
+        typer.echo(f"{'model':<{width}}{'bits/char':>11}{'log-lik (nats)':>17}{'posterior':>12}")
+        for label, row in report["models"].items():
+            typer.echo(f"{label:<{width}}{row['bits_per_char']:>11.4f}{row['log_likelihood_nats']:>17.1f}"
+                       f"{row['posterior']:>12.4g}")  # fmt: skip
+        excluded = ", ".join(f"{describe_char(c)} x{n}" for c, n in sorted(result.excluded.items()))
+        typer.echo(f"verdict: {result.best} ({report['scored']:,} characters scored"
+                   + (f"; excluded as unknown to some model: {excluded})" if excluded else ")"))  # fmt: skip
+
 
 def main() -> None:
     app()

@@ -101,3 +101,113 @@ def optimizer_step(name, param, grad, slots, lr, step):
         return param - lr * grad / (np.sqrt(slots[0]) + 1e-8)
     slots[0][:] = 0.9 * slots[0] + grad
     return param - lr * slots[0]
+
+
+# ---- sampling and scoring ----
+
+MASK64 = (1 << 64) - 1
+
+
+def rotl(x, k):
+    """Rotate a 64-bit integer left by k bits."""
+    return ((x << k) | (x >> (64 - k))) & MASK64
+
+
+def next_uniform(state):
+    """xoshiro256** (https://prng.di.unimi.it/xoshiro256starstar.c) on a list of 4 Python ints, advanced in
+    place: a float in [0, 1) from the top 53 bits."""
+    s0, s1, s2, s3 = state
+    result = (rotl((s1 * 5) & MASK64, 7) * 9) & MASK64
+    t = (s1 << 17) & MASK64
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = rotl(s3, 45)
+    state[:] = [s0, s1, s2, s3]
+    return (result >> 11) / 2.0**53
+
+
+def rank(probs):
+    """Ids by probability, highest first; ties: lower id first."""
+    return sorted(range(len(probs)), key=lambda v: (-probs[v], v))
+
+
+def draw(row, temperature, top_k, top_p, greedy, state):
+    """The next id from logits row (V,), as (id, log q, log p): q the filtered, renormalised sampling
+    distribution, p = softmax(row). Inverse CDF over the kept ids in rank order (all ids in id order when
+    nothing is filtered)."""
+    row = np.asarray(row, dtype=np.float64)
+    log_p = row - row.max() - np.log(np.exp(row - row.max()).sum())
+    if greedy:
+        best = int(np.argmax(row))
+        return best, 0.0, float(log_p[best])
+    weights = np.exp((row - row.max()) / temperature)
+    V = len(row)
+    if (0 < top_k < V) or top_p < 1.0:
+        order = rank(weights)
+        keep = order[:top_k] if 0 < top_k < V else order
+        if top_p < 1.0:
+            cumulative = np.cumsum(weights[keep])
+            keep = keep[: int(np.searchsorted(cumulative, top_p * cumulative[-1])) + 1]
+    else:
+        keep = list(range(V))
+    mass = weights[keep]
+    u = next_uniform(state) * mass.sum()
+    position = min(int(np.searchsorted(np.cumsum(mass), u, side="right")), len(keep) - 1)
+    pick = keep[position]
+    return pick, float(np.log(weights[pick] / mass.sum())), float(log_p[pick])
+
+
+def vecmat(x, W):
+    return x @ W
+
+
+def matmul_rows(X, W):
+    return X @ W
+
+
+def step(params, h, ids, kind):
+    """One recurrence step of every layer for ids (K,), from h (L, K, H); returns the new state."""
+    new = []
+    for layer in range(params["Wh"].shape[0]):
+        from_below = params["Wx"][ids] if layer == 0 else new[-1] @ params["Wu"][layer - 1]
+        new.append(activation(from_below + h[layer] @ params["Wh"][layer] + params["bh"][layer], kind))
+    return np.stack(new)
+
+
+def sample_block(params, h, kind, n, temperature, top_k, top_p, greedy, states, stop_ids):
+    """K samples of up to n ids from state h (L, K, H), one Python step at a time. states: K lists of 4 ints.
+    Returns (ids per sample, log q per sample, log p per sample, final state); a sample ends after stop_ids."""
+    K = h.shape[1]
+    out, log_q, log_p = [[] for _ in range(K)], np.zeros(K), np.zeros(K)
+    done = [False] * K
+    for _ in range(n):
+        if all(done):
+            break
+        logits = h[-1] @ params["Wy"] + params["by"]
+        picks = np.zeros(K, dtype=np.int64)
+        for k in range(K):
+            if done[k]:
+                continue
+            picks[k], q, p = draw(logits[k], temperature, top_k, top_p, greedy, states[k])
+            out[k].append(int(picks[k]))
+            log_q[k] += q
+            log_p[k] += p
+            if len(stop_ids) and out[k][-len(stop_ids) :] == list(stop_ids):
+                done[k] = True
+        h = step(params, h, picks, kind)
+    return out, log_q, log_p, h
+
+
+def score_chunk(params, ids, h0, kind, top):
+    """log p(ids[t+1] | ids[:t+1]) for t < len(ids) - 1 from state h0 (L, 1, H), and the `top` most likely
+    next ids (logit order, ties to the lower id) with their log-probabilities."""
+    layers = forward(params, np.asarray(ids)[None, :-1], h0, kind)
+    logits = layers[-1][0] @ params["Wy"] + params["by"]  # (T, V)
+    log_probs = logits - logits.max(axis=1, keepdims=True)
+    log_probs -= np.log(np.exp(log_probs).sum(axis=1, keepdims=True))
+    picked = log_probs[np.arange(len(ids) - 1), np.asarray(ids)[1:]]
+    top_ids = np.array([rank(row)[:top] for row in logits], dtype=np.int64).reshape(len(ids) - 1, top)
+    return picked, top_ids, np.take_along_axis(log_probs, top_ids, axis=1)

@@ -143,9 +143,7 @@ def test_unpinned_hash_is_recorded_and_checked_later(server, tmp_path):
     server.routes["/small.txt"] = (BODY, 0)
     corpus = entry("small", server.url + "/small.txt", None)
     notices: list[str] = []
-    path = get_corpus(
-        "small", cache_dir=tmp_path, progress=False, registry={"small": corpus}, log=notices.append
-    )
+    path = get_corpus("small", cache_dir=tmp_path, progress=False, registry={"small": corpus}, log=notices.append)
     digest = hashlib.sha256(BODY).hexdigest()
     assert len(notices) == 1 and digest in notices[0]
     records = json.loads((tmp_path / "checksums.json").read_text())

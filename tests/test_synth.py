@@ -61,9 +61,7 @@ def test_order_zero_rate_is_the_entropy_of_the_distribution():
 
 
 def test_uniform_limit_approaches_log2_alphabet():
-    assert markov_text(10, order=1, alphabet_size=8, concentration=1e6).entropy_rate == pytest.approx(
-        3, abs=1e-3
-    )
+    assert markov_text(10, order=1, alphabet_size=8, concentration=1e6).entropy_rate == pytest.approx(3, abs=1e-3)
 
 
 def test_markov_is_deterministic_by_seed():
@@ -134,9 +132,7 @@ def bracket_rate_by_truncated_chain(source: BracketSource, max_depth: int = 400)
     return pi[0] * h0 + (1 - pi[0]) * h1
 
 
-@pytest.mark.parametrize(
-    "types, letters, p_open, p_close", [(3, 4, 0.25, 0.35), (2, 1, 0.3, 0.6), (4, 0, 0.45, 0.55)]
-)
+@pytest.mark.parametrize("types, letters, p_open, p_close", [(3, 4, 0.25, 0.35), (2, 1, 0.3, 0.6), (4, 0, 0.45, 0.55)])
 def test_brackets_rate_matches_monte_carlo_and_numeric_chain(types, letters, p_open, p_close):
     result = brackets_text(SAMPLE, types, letters, p_open, p_close, seed=2)
     source = BracketSource(types, letters, p_open, p_close)
