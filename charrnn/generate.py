@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from . import kernels
 from .errors import CharrnnError
@@ -119,22 +118,20 @@ def warm_state(model: Model, ids: np.ndarray) -> np.ndarray:
     for start in range(0, len(ids), PRIME_CHUNK):
         chunk = np.ascontiguousarray(ids[start : start + PRIME_CHUNK], dtype=np.int64)[None, :]
         hidden = np.empty((model.config.num_layers, chunk.shape[1], 1, model.config.hidden_size), model.dtype)
-        kernels._forward_layers(chunk, p["Wx"], p["Wu"], p["Wh"], p["bh"], state, hidden,
-                                model.config.activation_code)  # fmt: skip
+        pre = np.empty(hidden.shape[1:], model.dtype)
+        no_dropout = np.empty((0, 1, 1, 1), model.dtype)
+        kernels._forward_layers(chunk, p["Wx"], p["Wu"], p["Wh"], p["bh"], state, hidden, pre, no_dropout,
+                                no_dropout, model.config.activation_code)  # fmt: skip
         state = np.ascontiguousarray(hidden[:, -1])
     return state
 
 
-@contextlib.contextmanager
-def compute_threads(threads: int) -> Iterator[None]:
-    """Limit BLAS and the compiled kernels to `threads` threads (0: all cores) inside the block."""
-    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the kernels' np.dot calls: load it so it is limited)
-
+def compute_threads(threads: int) -> contextlib.AbstractContextManager:
+    """Run the compiled kernels on `threads` threads (0: all cores) inside the block (BLAS single-threaded:
+    see `kernels.thread_limit`)."""
     if threads < 0:
         raise CharrnnError(f"--threads must be >= 0, got {threads}")
-    count = threads or kernels.available_threads()
-    with threadpool_limits(limits=count, user_api="blas"), kernels.thread_limit(count):
-        yield
+    return kernels.thread_limit(threads)
 
 
 class Sampler:

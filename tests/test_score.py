@@ -31,7 +31,7 @@ def test_score_matches_reference(layers, activation):
     np.testing.assert_allclose(top_log_probs, ref_top_log_probs, atol=1e-12)
 
 
-@pytest.mark.parametrize(("dtype", "tolerance"), [("float64", 1e-12), ("float32", 1e-5)])
+@pytest.mark.parametrize(("dtype", "tolerance"), [("float64", 1e-12), ("float32", 1e-4)])
 @pytest.mark.parametrize("chunk_len", [1, 3, 8, 1000])
 def test_chunked_equals_one_piece(dtype, tolerance, chunk_len):
     model = random_model("abcdefgh \n", hidden=24, layers=2, dtype=dtype, seed=4)
