@@ -250,10 +250,9 @@ def train(
     evaluated_at = state.step if resume is not None else -1
     snapshot, failures, rollbacks = Snapshot.take(model, state), 0, 0
 
-    def roll_back(what: str) -> None:
+    def roll_back(what: str, failed_at: int) -> None:
         nonlocal failures, rollbacks, window
         failures, rollbacks, window = failures + 1, rollbacks + 1, _Window()
-        failed_at = state.step + 1
         snapshot.restore(model, state)
         state.lr = snapshot.lr * 0.5**failures
         bar.n = state.step
@@ -276,11 +275,11 @@ def train(
                     inputs, targets = batches.chunk(state.chunk)
                     loss, grad, hidden = model.loss_and_grads(inputs, targets, state.hidden, grad)
                     if not (math.isfinite(loss) and math.isfinite(kernels._global_norm(grad))):
-                        roll_back("non-finite loss or gradient")
+                        roll_back("non-finite loss or gradient", state.step + 1)
                         continue
                     apply_update(model, grad, state, config)
                     if not math.isfinite(kernels._global_norm(model.flat)):
-                        roll_back("the update made weights non-finite")
+                        roll_back("the update made weights non-finite", state.step + 1)
                         continue
                     last_loss = loss
                     state.hidden, state.step, state.chunk = hidden, state.step + 1, state.chunk + 1
@@ -295,7 +294,7 @@ def train(
                     val_loss, finite = _evaluate_and_save(model, config, state, val_ids, output, baselines, window,
                                                           metrics, log)  # fmt: skip
                     if not finite:
-                        roll_back("validation loss is non-finite")
+                        roll_back("validation loss is non-finite", state.step)
                         if reason == "diverged":
                             stop_reason = reason
                             break
