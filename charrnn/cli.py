@@ -133,7 +133,7 @@ def train(
     ] = None,
     val_max_chars: Annotated[
         int, typer.Option(help="Evaluate on at most this many validation characters.")
-    ] = 2_000_000,
+    ] = 1_000_000,
 ) -> None:
     """Train a character-level RNN on CORPUS and write a checkpoint."""
     import os

@@ -81,7 +81,7 @@ class TrainConfig:
     threads: int = 0  # 0: all cores
     patience: int | None = None  # stop after this many evaluations without a better validation loss
     sample_every: int | None = None  # steps between samples shown while training (None: each evaluation; 0: off)
-    val_max_chars: int = 2_000_000  # evaluate on at most this many validation characters (the split's head)
+    val_max_chars: int = 1_000_000  # evaluate on at most this many validation characters (the split's head)
     max_rollbacks: int = 5  # divergence guard: stop after this many rollbacks without a good evaluation between
 
     def __post_init__(self) -> None:
