@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -52,10 +53,13 @@ def parse_temperatures(text: str) -> tuple[float, ...]:
 
 def _draw(model: Model, length: int, temperature: float, seed: int) -> str:
     try:
-        from .generate import sample  # the compiled sampler (sampler branch)
+        from . import generate  # the compiled sampler (sampler branch)
     except ImportError:
         return _numpy_sample_fallback(model, length, temperature, seed)
-    return sample(model, length, temperature=temperature, seed=seed).run()[0].text
+    if Path(generate.__file__).parent != Path(__file__).parent:
+        # an editable install of another checkout can supply a generate.py this checkout's kernels lack
+        return _numpy_sample_fallback(model, length, temperature, seed)
+    return generate.sample(model, length, temperature=temperature, seed=seed).run()[0].text
 
 
 # ---- NumPy fallback sampler: TO BE REPLACED at merge time by charrnn.generate.sample ----

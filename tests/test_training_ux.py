@@ -196,3 +196,12 @@ def test_patience_stops_and_keeps_the_best(tmp_path, corpus_file, monkeypatch):
 def test_patience_needs_validation(tmp_path, corpus_file):
     result = invoke("train", corpus_file, "--val-frac", "0", "--patience", "2", *SMALL)
     assert result.exit_code == 1 and "--patience needs validation text" in result.stderr
+
+
+def test_new_commands_and_options_have_help():
+    result = invoke("curves", "--help")
+    assert result.exit_code == 0 and "Usage" in result.output and "--ascii" in result.output
+    text = invoke("train", "--help").output
+    for option in ("--sample-every", "--sample-length", "--sample-temperatures", "--patience", "--init-from",
+                   "--extend-vocab", "--unk", "--cache-dir", "--val-max-chars"):  # fmt: skip
+        assert option in text, option
