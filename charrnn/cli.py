@@ -81,9 +81,9 @@ def train(
             "model by validation loss goes beside it as <stem>.best.npz).",
         ),
     ] = Path("model.npz"),
-    hidden: Annotated[int, typer.Option(help="Hidden units per layer.")] = 256,
-    layers: Annotated[int, typer.Option(help="Stacked Elman layers.")] = 1,
-    activation: Annotated[str, typer.Option(help="tanh or relu.")] = "tanh",
+    hidden: Annotated[int | None, typer.Option(help="Hidden units per layer [default: 256].")] = None,
+    layers: Annotated[int | None, typer.Option(help="Stacked Elman layers [default: 1].")] = None,
+    activation: Annotated[str | None, typer.Option(help="tanh or relu [default: tanh].")] = None,
     seq_len: Annotated[int, typer.Option(help="Characters per chunk (truncated BPTT length).")] = 64,
     batch_size: Annotated[int, typer.Option(help="Parallel streams per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 2e-3,
@@ -104,19 +104,52 @@ def train(
     eval_every: Annotated[int, typer.Option(help="Evaluate and checkpoint every this many steps.")] = 200,
     seed: Annotated[int, typer.Option(help="Random seed (initialisation).")] = 1234,
     threads: ThreadsOption = 0,
-    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    dtype: Annotated[str | None, typer.Option(help="float32 or float64 [default: float32].")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue from this checkpoint (an -o file).")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the corpus.")] = "utf-8",
     errors: Annotated[
         str, typer.Option(help="strict: invalid bytes are an error; replace: accept them as U+FFFD.")
     ] = "strict",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    sample_every: Annotated[
+        int | None, typer.Option(help="Show samples every this many steps (0: never) [default: at each evaluation].")
+    ] = None,
+    sample_length: Annotated[int, typer.Option(help="Characters per sample shown while training.")] = 200,
+    sample_temperatures: Annotated[
+        str, typer.Option(help="Comma-separated temperatures of the samples shown while training.")
+    ] = "0.5,1.0",
+    patience: Annotated[
+        int | None, typer.Option(help="Stop after this many evaluations without a better validation loss.")
+    ] = None,
+    init_from: Annotated[
+        Path | None, typer.Option(help="Fine-tune: start from this model's weights and vocabulary, at step 0.")
+    ] = None,
+    extend_vocab: Annotated[
+        bool,
+        typer.Option("--extend-vocab", help="With --init-from: add the corpus's new characters to the vocabulary."),
+    ] = False,
+    unk: Annotated[
+        str, typer.Option(help="Characters missing from an --init-from/--resume vocabulary: error, skip or map:<char>.")
+    ] = "error",
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Where encoded corpora are cached [default: $XDG_CACHE_HOME/charrnn/ids].")
+    ] = None,
+    val_max_chars: Annotated[
+        int, typer.Option(help="Evaluate on at most this many validation characters.")
+    ] = 1_000_000,
 ) -> None:
     """Train a character-level RNN on CORPUS and write a checkpoint."""
-    from .data import prepare_data
-    from .model import ModelConfig
+    import os
+
+    from .finetune import prepare_run
+    from .idcache import default_cache_dir
+    from .preview import SamplePreview, parse_temperatures
     from .train import TrainConfig
     from .train import train as run_training
+    from .vocab import parse_unk_option
+
+    def log(message: str) -> None:
+        tqdm.write(message, file=sys.stderr)
 
     with user_errors():
         train_config = TrainConfig(
@@ -124,20 +157,39 @@ def train(
             weight_decay=weight_decay, dropout=dropout, clip=clip, clip_value=clip_value, lr_decay=lr_decay,
             epochs=epochs,
             steps=steps, time_budget=time_budget, eval_every=eval_every, seed=seed, threads=threads,
+            patience=patience, sample_every=sample_every, val_max_chars=val_max_chars,
         )  # fmt: skip
-        data = prepare_data(corpus, val_frac=val_frac, val_file=val_file, encoding=encoding, errors=errors)
-        model_config = ModelConfig(len(data.vocab), hidden, layers, activation, dtype)
+        preview = SamplePreview(sample_length, parse_temperatures(sample_temperatures), seed)
+        start = prepare_run(
+            corpus, dict(hidden_size=hidden, num_layers=layers, activation=activation, dtype=dtype), resume=resume,
+            init_from=init_from, extend=extend_vocab, unk=parse_unk_option(unk), seed=seed, val_frac=val_frac,
+            val_file=val_file, encoding=encoding, errors=errors, progress=not quiet,
+            cache_dir=cache_dir if cache_dir is not None else default_cache_dir(dict(os.environ)),
+        )  # fmt: skip
+        for note in start.notes:
+            log(note)
+
+        def show_samples(model, step: int) -> None:
+            for temperature, text in preview(model, step):
+                log(f"---- sample at step {step}, temperature {temperature:g} ----\n{text}\n----")
+
+        data = start.data
         with graceful_interrupt() as interrupted:
             result = run_training(
-                model_config, train_config, data.vocab, data.train_ids, data.val_ids, output, resume=resume,
-                progress=not quiet, log=lambda message: tqdm.write(message, file=sys.stderr),
-                should_stop=lambda: interrupted[0],
+                start.model_config, train_config, data.vocab, data.train_ids, data.val_ids, output, resume=resume,
+                progress=not quiet, log=log, should_stop=lambda: interrupted[0], init_model=start.init_model,
+                on_sample=show_samples, train_hash=data.train_hash,
             )  # fmt: skip
         best = result.state.best_val_loss
+        best_text = f", best validation {best:.4f} nats/char in {result.best_output}" if best is not None else ""
+        if result.stop_reason == "diverged":
+            raise CharrnnError(
+                f"training diverged {train_config.max_rollbacks} times in a row even after halving the learning "
+                f"rate each time; kept the last good model (step {result.state.step}) in {result.output}{best_text}"
+            )
         typer.echo(
             f"stopped ({result.stop_reason}) at step {result.state.step}, {result.chars_per_second:,.0f} chars/s; "
-            f"saved {result.output}"
-            + (f", best validation {best:.4f} nats/char in {result.best_output}" if best is not None else ""),
+            f"saved {result.output}" + best_text,
             err=True,
         )
         if result.stop_reason == "interrupted":
@@ -496,6 +548,44 @@ def attribute(
         excluded = ", ".join(f"{describe_char(c)} x{n}" for c, n in sorted(result.excluded.items()))
         typer.echo(f"verdict: {result.best} ({report['scored']:,} characters scored"
                    + (f"; excluded as unknown to some model: {excluded})" if excluded else ")"))  # fmt: skip
+
+
+# ---- curves command ----
+
+
+@app.command()
+def curves(
+    model: Annotated[
+        Path,
+        typer.Argument(help="Checkpoint (.npz) whose <stem>.metrics.jsonl to plot, or that file.", show_default=False),
+    ],
+    png: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Also draw a PNG here (needs: pip install 'charrnn[plot]').")
+    ] = None,
+    x: Annotated[str, typer.Option("--x", help="Terminal plot against step or time.")] = "step",
+    width: Annotated[int, typer.Option(help="Terminal plot width in characters.")] = 64,
+    height: Annotated[int, typer.Option(help="Terminal plot height in lines.")] = 12,
+    ascii_only: Annotated[bool, typer.Option("--ascii", help="Plain ASCII plot characters.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Training and validation loss against steps and time, in the terminal and optionally as a PNG."""
+    from .metrics import curves_png, find_metrics, read_metrics, terminal_plot
+
+    with user_errors():
+        path = find_metrics(model)
+        records = read_metrics(path)
+        if x not in ("step", "time"):
+            raise CharrnnError(f"--x must be step or time, got {x!r}")
+        plot = None if as_json else terminal_plot(records, "step" if x == "step" else "elapsed", width, height,
+                                                  ascii_only)  # fmt: skip
+        written = curves_png(records, png, title=str(model)) if png is not None else None
+    if as_json:
+        typer.echo(json.dumps({"metrics_file": str(path), "png": None if written is None else str(written),
+                               "records": records}))  # fmt: skip
+        return
+    typer.echo(plot)
+    if written is not None:
+        typer.echo(f"wrote {written}", err=True)
 
 
 def main() -> None:

@@ -10,49 +10,23 @@ takes characters [k·T, (k+1)·T) of every stream as inputs and the same window 
 targets. The hidden state is carried from one chunk to the next (truncated BPTT) and reset when an
 epoch starts. The tail that does not fill a whole chunk is dropped: targets never wrap around, so no
 transition appears that the corpus does not contain.
+
+Training data is prepared by `prepare_data` through the id cache (`idcache.py`): the corpus is encoded
+once, streaming, into a memory-mapped id file, so a corpus far bigger than memory trains with only the
+touched pages read. `read_text` (whole text in memory) remains for small inputs such as a text to score.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import CharrnnError
-from .vocab import Vocab
-
-BINARY_SNIFF_BYTES = 8192
-
-
-def corpus_files(paths: list[str | Path]) -> list[Path]:
-    """Expand files and directories into the list of files to read, in a stable order."""
-    if not paths:
-        raise CharrnnError("no corpus given")
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise CharrnnError(f"corpus {path} does not exist")
-        if path.is_dir():
-            found = [
-                f
-                for f in sorted(path.rglob("*"))
-                if f.is_file()
-                and not any(part.startswith(".") for part in f.relative_to(path).parts)
-                and not _looks_binary(f)
-            ]
-            if not found:
-                raise CharrnnError(f"directory {path} contains no text files")
-            files.extend(found)
-        else:
-            files.append(path)
-    return files
-
-
-def _looks_binary(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return b"\0" in handle.read(BINARY_SNIFF_BYTES)
+from .idcache import DEFAULT_BLOCK_SIZE, corpus_files, default_cache_dir, encode_corpus, file_ids_hash, scan_corpus
+from .vocab import UnknownReport, Vocab, check_unk_policy
 
 
 def read_text(paths: list[str | Path], encoding: str = "utf-8", errors: str = "strict") -> str:
@@ -148,11 +122,15 @@ def eval_streams(ids: np.ndarray, max_streams: int, seq_len: int) -> StreamBatch
 
 @dataclass(frozen=True)
 class PreparedData:
-    """A corpus ready for training: vocabulary and id arrays of both splits."""
+    """A corpus ready for training: vocabulary, id arrays of both splits (memory-mapped views of the id
+    cache, never the whole text in memory), and how the ids were obtained."""
 
     vocab: Vocab
-    train_ids: np.ndarray  # (N_train,) ids
+    train_ids: np.ndarray  # (N_train,) ids, a view of the cached memmap
     val_ids: np.ndarray  # (N_val,) ids, possibly empty
+    train_hash: str  # fingerprint of train_ids (same value as train.ids_hash), guards --resume
+    reused_cache: bool  # every id file came from the cache
+    unknown: UnknownReport  # characters skipped or mapped under the unknown-character policy
 
 
 def prepare_data(
@@ -161,17 +139,36 @@ def prepare_data(
     val_file: str | Path | None = None,
     encoding: str = "utf-8",
     errors: str = "strict",
+    cache_dir: str | Path | None = None,
+    vocab: Vocab | Callable[[str], Vocab] | None = None,
+    unk: str = "error",
+    progress: bool = False,
+    block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> PreparedData:
-    """Read, build the vocabulary (from training and validation text together) and split.
+    """Scan, choose the vocabulary, encode (or reuse the cached encoding) and split.
 
-    With `val_file`, validation is that file and all of `paths` is training text; otherwise the
-    validation split is the last `val_frac` of the text.
+    `vocab`: None builds it from the characters of training and validation text together; a Vocab is
+    used as is (resuming, fine-tuning), with unknown characters under `unk`; a callable receives those
+    sorted characters and returns the Vocab (fine-tuning with an extended vocabulary). With `val_file`,
+    validation is that file and all of `paths` is training text; otherwise the validation split is the
+    last `val_frac` of the ids (a view, no copy). `cache_dir` defaults to ~/.cache/charrnn/ids.
     """
-    text = read_text(paths, encoding, errors)
-    val_text = read_text([val_file], encoding, errors) if val_file is not None else ""
-    vocab = Vocab.from_text(text + val_text)
-    ids = vocab.encode(text)
+    if not 0.0 <= val_frac < 1.0:
+        raise CharrnnError(f"--val-frac must be in [0, 1), got {val_frac}")
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir({})
+    scans = [scan_corpus(paths, encoding, errors, block_size, progress)]
     if val_file is not None:
-        return PreparedData(vocab, ids, vocab.encode(val_text))
-    train_ids, val_ids = split_tail(ids, val_frac)
-    return PreparedData(vocab, train_ids, val_ids)
+        scans.append(scan_corpus([val_file], encoding, errors, block_size, progress))
+    if vocab is None or callable(vocab):
+        chars = "".join(sorted(set().union(*(scan.chars for scan in scans))))
+        vocab = Vocab(chars) if vocab is None else vocab(chars)
+    check_unk_policy(unk, vocab)
+    encoded = [encode_corpus(scan, vocab, cache_dir, unk, block_size, progress) for scan in scans]
+    unknown = UnknownReport({k: v for e in encoded for k, v in e.unknown.counts.items()}, unk)
+    reused = all(e.reused for e in encoded)
+    if val_file is not None:
+        train_ids, val_ids = encoded[0].ids, encoded[1].ids
+    else:
+        train_ids, val_ids = split_tail(encoded[0].ids, val_frac)
+    train_hash = file_ids_hash(encoded[0].path, vocab.dtype, len(train_ids))
+    return PreparedData(vocab, train_ids, val_ids, train_hash, reused, unknown)

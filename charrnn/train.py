@@ -6,7 +6,15 @@ learning rate, best validation loss) is saved in the checkpoint, so training N s
 training k steps, stopping, then resuming for N-k more give bit-identical weights.
 
 Checkpoints: `output` holds the latest state (what --resume continues); the model with the best
-validation loss is written beside it as `<stem>.best.npz`.
+validation loss is written beside it as `<stem>.best.npz`, and every evaluation appends a line to
+`<stem>.metrics.jsonl` (metrics.py).
+
+Divergence guard: a non-finite loss, gradient, weight or validation loss never reaches a checkpoint.
+The loop rolls back to the last good state (an in-memory `Snapshot` taken at the start and after every
+successful evaluation), halves the learning rate for every rollback in a row, logs it and continues;
+after `max_rollbacks` in a row it stops (stop_reason "diverged"), keeping the last good checkpoint.
+Early stopping: with `patience`, training stops after that many evaluations without a better
+validation loss (stop_reason "patience"); the best model is in `<stem>.best.npz`.
 """
 
 from __future__ import annotations
@@ -15,22 +23,37 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from . import kernels
 from .baselines import baseline_table
+from .checkpointing import (
+    Snapshot,
+    TrainState,
+    best_path,
+    check_writable,
+    checkpoint_meta,
+    metrics_path,
+    optimizer_slots,
+    resume_state,
+    state_arrays,
+)
 from .data import StreamBatches, eval_streams
 from .errors import CharrnnError
-from .model import Model, ModelConfig, load_checkpoint, save_checkpoint
+from .metrics import MetricsLog
+from .model import Model, ModelConfig, save_checkpoint
 from .vocab import Vocab
+
+__all__ = ["TrainConfig", "TrainResult", "TrainState", "apply_update", "best_path", "evaluate", "ids_hash", "train"]
 
 OPTIMIZERS = ("adam", "rmsprop", "adagrad", "sgd")
 NATS_PER_BIT = math.log(2.0)
+HASH_SLICE = 1 << 24  # ids hashed per slice (ids_hash)
+BASELINE_MAX_TRAIN_CHARS = 1 << 22  # the n-gram baselines are fitted on at most this prefix of the training text
 
 
 @dataclass(frozen=True)
@@ -57,6 +80,10 @@ class TrainConfig:
     eval_every: int = 200
     seed: int = 1234
     threads: int = 0  # 0: all cores
+    patience: int | None = None  # stop after this many evaluations without a better validation loss
+    sample_every: int | None = None  # steps between samples shown while training (None: each evaluation; 0: off)
+    val_max_chars: int = 1_000_000  # evaluate on at most this many validation characters (the split's head)
+    max_rollbacks: int = 5  # divergence guard: stop after this many rollbacks without a good evaluation between
 
     def __post_init__(self) -> None:
         checks = [
@@ -73,6 +100,13 @@ class TrainConfig:
             (self.eval_every >= 1, f"--eval-every must be >= 1, got {self.eval_every}"),
             (self.threads >= 0, f"--threads must be >= 0, got {self.threads}"),
             (0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}"),
+            (self.patience is None or self.patience >= 1, f"--patience must be >= 1, got {self.patience}"),
+            (
+                self.sample_every is None or self.sample_every >= 0,
+                f"--sample-every must be >= 0, got {self.sample_every}",
+            ),
+            (self.val_max_chars >= 2, f"--val-max-chars must be >= 2, got {self.val_max_chars}"),
+            (self.max_rollbacks >= 1, f"max_rollbacks must be >= 1, got {self.max_rollbacks}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -80,40 +114,16 @@ class TrainConfig:
 
 
 @dataclass
-class TrainState:
-    """The part of a run that changes every step, besides the weights."""
-
-    step: int = 0
-    epoch: int = 0
-    chunk: int = 0  # next chunk of the epoch
-    lr: float = 0.0
-    best_val_loss: float | None = None
-    hidden: np.ndarray | None = None  # (L, B, H) carried into the next chunk
-    optimizer: dict[str, np.ndarray] = field(default_factory=dict)
-    rng_state: dict[str, Any] | None = None
-    train_hash: str = ""
-
-
-@dataclass
 class TrainResult:
     model: Model
     state: TrainState
-    stop_reason: str  # "steps" | "time" | "epochs" | "interrupted"
+    stop_reason: str  # "steps" | "time" | "epochs" | "patience" | "diverged" | "interrupted"
     last_train_loss: float | None  # loss of the last step
     last_val_loss: float | None
     chars_per_second: float
     output: Path
     best_output: Path
-
-
-def best_path(output: str | Path) -> Path:
-    """Where the best-by-validation model is written: beside `output`, as <stem>.best.npz."""
-    output = Path(output)
-    return output.with_name(f"{output.stem}.best{output.suffix or '.npz'}")
-
-
-def optimizer_slots(name: str) -> tuple[str, ...]:
-    return {"adam": ("m", "v"), "rmsprop": ("cache",), "adagrad": ("cache",), "sgd": ("velocity",)}[name]
+    rollbacks: int = 0  # times the divergence guard rolled back in this run
 
 
 def apply_update(model: Model, grad: np.ndarray, state: TrainState, config: TrainConfig) -> float:
@@ -149,7 +159,36 @@ def evaluate(model: Model, ids: np.ndarray, batch_size: int, seq_len: int) -> fl
 
 
 def ids_hash(ids: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(ids).tobytes()).hexdigest()[:16]
+    """sha256 (16 hex digits) of the ids' bytes, hashed in slices so a memmap is never copied whole."""
+    digest = hashlib.sha256()
+    for start in range(0, len(ids), HASH_SLICE):
+        digest.update(np.ascontiguousarray(ids[start : start + HASH_SLICE]).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class _Window:
+    """Training loss and throughput since the last evaluation (one metrics record's worth)."""
+
+    loss_sum: float = 0.0
+    steps: int = 0
+    chars: int = 0
+    started: float | None = None  # end of the window's first step: JIT compilation does not count
+
+    def add(self, loss: float, chars: int) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
+        else:
+            self.chars += chars
+        self.loss_sum, self.steps = self.loss_sum + loss, self.steps + 1
+
+    @property
+    def mean_loss(self) -> float | None:
+        return self.loss_sum / self.steps if self.steps else None
+
+    @property
+    def chars_per_second(self) -> float:
+        return self.chars / max(time.perf_counter() - self.started, 1e-9) if self.started else 0.0
 
 
 def train(
@@ -163,34 +202,66 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] = lambda message: None,
     should_stop: Callable[[], bool] = lambda: False,
+    init_model: Model | None = None,
+    on_sample: Callable[[Model, int], None] | None = None,
+    train_hash: str | None = None,
 ) -> TrainResult:
-    """Train (or resume training) and write checkpoints. See the module docstring.
+    """Train (or resume, or fine-tune) and write checkpoints and the metrics log. See the module docstring.
 
-    train_ids, val_ids (N,) ids under `vocab`. With `resume`, the architecture, vocabulary, weights and
-    training state come from that checkpoint and `model_config` is ignored.
+    train_ids, val_ids (N,) ids under `vocab` (np.memmap views work: only touched pages are read).
+    With `resume`, the architecture, vocabulary, weights and training state come from that checkpoint;
+    with `init_model` (fine-tuning), its weights, vocabulary and architecture, with a fresh optimizer
+    state at step 0; in both cases `model_config` is ignored. `on_sample(model, step)` is called every
+    `config.sample_every` steps (or after each evaluation) and must not change the model.
+    `train_hash` is `ids_hash(train_ids)` when the caller already knows it.
     """
     output = Path(output)
     batches = StreamBatches(train_ids, config.batch_size, config.seq_len)
-    train_hash = ids_hash(train_ids)
+    train_hash = train_hash or ids_hash(train_ids)
+    val_ids = val_ids[: config.val_max_chars]
+    if config.patience is not None and len(val_ids) < 2:
+        raise CharrnnError("--patience needs validation text (--val-frac > 0 or --val-file)")
+    if resume is not None and init_model is not None:
+        raise CharrnnError("--resume and --init-from exclude each other (resume continues a run; init-from starts one)")
     if resume is not None:
-        model, state = _resume(resume, vocab, config, train_hash)
+        model, state = resume_state(resume, vocab, config, train_hash)
     else:
-        assert model_config is not None
         rng = np.random.default_rng(config.seed)
-        model = Model.initialize(model_config, vocab, rng)
+        if init_model is None:
+            assert model_config is not None
+            model = Model.initialize(model_config, vocab, rng)
+        elif init_model.vocab != vocab:
+            raise CharrnnError("the --init-from model's vocabulary differs from the vocabulary of the encoded corpus")
+        else:
+            model = Model(init_model.config, init_model.vocab, init_model.flat.copy())
         state = TrainState(lr=config.lr, rng_state=rng.bit_generator.state, train_hash=train_hash)
         state.optimizer = {slot: np.zeros_like(model.flat) for slot in optimizer_slots(config.optimizer)}
     if state.hidden is None:
         state.hidden = model.initial_state(config.batch_size)
-    _check_writable(output)
+    check_writable(output)
+    metrics = MetricsLog(metrics_path(output), keep_upto_step=state.step if resume is not None else None)
 
-    baselines = baseline_table(train_ids, val_ids, len(vocab), orders=(1, 2)) if len(val_ids) > 1 else {}
+    baselines = {}
+    if len(val_ids) > 1:
+        baselines = baseline_table(train_ids[:BASELINE_MAX_TRAIN_CHARS], val_ids, len(vocab), orders=(1, 2))
     log(_header(model, config, batches, len(val_ids), baselines))
     limit_steps = _step_limit(config, batches, state)
     grad = np.empty_like(model.flat)
-    start, last_val, last_loss, stop_reason = time.perf_counter(), None, None, "epochs"
-    # chars/s is measured from the end of the first step, so JIT compilation does not count
-    speed_start, speed_chars, evaluated_at = None, 0, -1
+    start, elapsed_before, last_val, last_loss, stop_reason = time.perf_counter(), state.elapsed, None, None, None
+    overall, window = _Window(), _Window()
+    evaluated_at = state.step if resume is not None else -1
+    snapshot, failures, rollbacks = Snapshot.take(model, state), 0, 0
+
+    def roll_back(what: str, failed_at: int) -> None:
+        nonlocal failures, rollbacks, window
+        failures, rollbacks, window = failures + 1, rollbacks + 1, _Window()
+        snapshot.restore(model, state)
+        state.lr = snapshot.lr * 0.5**failures
+        bar.n = state.step
+        if failures < config.max_rollbacks:
+            log(f"step {failed_at}: {what}; rolled back to step {snapshot.step} and halved the learning rate to "
+                f"{state.lr:.3g} (rollback {failures} of at most {config.max_rollbacks} in a row)")  # fmt: skip
+
     with kernels.thread_limit(config.threads):
         bar = tqdm(total=limit_steps, initial=state.step, unit="step", disable=not progress, dynamic_ncols=True,
                    leave=False)  # fmt: skip
@@ -200,44 +271,52 @@ def train(
                     state.epoch, state.chunk = state.epoch + 1, 0
                     state.hidden[...] = 0.0
                     state.lr *= config.lr_decay
-                reason = _stop_reason(config, state, batches, limit_steps, start, should_stop)
-                if reason:
+                reason = "diverged" if failures >= config.max_rollbacks else None
+                reason = reason or _stop_reason(config, state, batches, limit_steps, start, should_stop)
+                if reason is None:
+                    inputs, targets = batches.chunk(state.chunk)
+                    # dropout masks depend only on (seed, step): a resumed run draws the same ones
+                    loss, grad, hidden = model.loss_and_grads(
+                        inputs, targets, state.hidden, grad, config.dropout, config.seed * 1_000_003 + state.step
+                    )
+                    if not (math.isfinite(loss) and math.isfinite(kernels._global_norm(grad))):
+                        roll_back("non-finite loss or gradient", state.step + 1)
+                        continue
+                    apply_update(model, grad, state, config)
+                    if not math.isfinite(kernels._global_norm(model.flat)):
+                        roll_back("the update made weights non-finite", state.step + 1)
+                        continue
+                    last_loss = loss
+                    state.hidden, state.step, state.chunk = hidden, state.step + 1, state.chunk + 1
+                    overall.add(loss, batches.chars_per_chunk)
+                    window.add(loss, batches.chars_per_chunk)
+                    bar.update(1)
+                    bar.set_postfix(epoch=state.epoch, loss=f"{loss:.3f}", chars_s=f"{overall.chars_per_second:,.0f}",
+                                    refresh=False)  # fmt: skip
+                due = state.step % config.eval_every == 0 if reason is None else evaluated_at != state.step
+                if due:
+                    state.elapsed = elapsed_before + time.perf_counter() - start
+                    val_loss, finite = _evaluate_and_save(model, config, state, val_ids, output, baselines, window,
+                                                          metrics, log)  # fmt: skip
+                    if not finite:
+                        roll_back("validation loss is non-finite", state.step)
+                        if reason == "diverged":
+                            stop_reason = reason
+                            break
+                        continue
+                    last_val, evaluated_at, window = val_loss, state.step, _Window()
+                    snapshot, failures = Snapshot.take(model, state), 0
+                sample_due = due if config.sample_every is None else reason is None and (
+                    config.sample_every > 0 and state.step % config.sample_every == 0)  # fmt: skip
+                if on_sample is not None and sample_due and reason != "diverged":
+                    on_sample(model, state.step)
+                if reason is not None:
                     stop_reason = reason
                     break
-                inputs, targets = batches.chunk(state.chunk)
-                # dropout masks depend only on (seed, step): a resumed run draws the same ones
-                loss, grad, hidden = model.loss_and_grads(
-                    inputs,
-                    targets,
-                    state.hidden,
-                    grad,
-                    config.dropout,
-                    dropout_seed=config.seed * 1_000_003 + state.step,
-                )
-                if not math.isfinite(loss) or not math.isfinite(kernels._global_norm(grad)):
-                    raise CharrnnError(
-                        f"training diverged at step {state.step + 1} (non-finite loss or gradient); "
-                        f"the last saved checkpoint {output} is unaffected — try a lower --lr"
-                    )
-                apply_update(model, grad, state, config)
-                last_loss = loss
-                state.hidden, state.step, state.chunk = hidden, state.step + 1, state.chunk + 1
-                if speed_start is None:
-                    speed_start = time.perf_counter()
-                else:
-                    speed_chars += batches.chars_per_chunk
-                speed = speed_chars / max(time.perf_counter() - speed_start, 1e-9)
-                bar.update(1)
-                bar.set_postfix(epoch=state.epoch, loss=f"{loss:.3f}", chars_s=f"{speed:,.0f}", refresh=False)
-                if state.step % config.eval_every == 0:
-                    last_val = _evaluate_and_save(model, config, state, val_ids, output, baselines, log)
-                    evaluated_at = state.step
         finally:
             bar.close()
-        if evaluated_at != state.step:  # always end with an evaluation and a checkpoint of the final state
-            last_val = _evaluate_and_save(model, config, state, val_ids, output, baselines, log)
-    speed = speed_chars / max(time.perf_counter() - speed_start, 1e-9) if speed_start else 0.0
-    return TrainResult(model, state, stop_reason, last_loss, last_val, speed, output, best_path(output))
+    return TrainResult(model, state, stop_reason, last_loss, last_val, overall.chars_per_second, output,
+                       best_path(output), rollbacks)  # fmt: skip
 
 
 def _header(model: Model, config: TrainConfig, batches: StreamBatches, n_val: int, baselines: dict) -> str:
@@ -273,6 +352,8 @@ def _step_limit(config: TrainConfig, batches: StreamBatches, state: TrainState) 
 def _stop_reason(config, state, batches, limit_steps, start, should_stop) -> str | None:
     if should_stop():
         return "interrupted"
+    if config.patience is not None and state.evals_since_best >= config.patience:
+        return "patience"
     if limit_steps is not None and state.step >= limit_steps:
         return "steps" if config.steps is not None and state.step >= config.steps else "epochs"
     if config.time_budget is not None and time.perf_counter() - start >= config.time_budget:
@@ -280,80 +361,30 @@ def _stop_reason(config, state, batches, limit_steps, start, should_stop) -> str
     return None
 
 
-def _evaluate_and_save(model, config, state, val_ids, output, baselines, log) -> float | None:
+def _evaluate_and_save(model, config, state, val_ids, output, baselines, window, metrics, log):
+    """Evaluate, then (only if everything is finite) save checkpoints and log. Returns (val_loss, finite)."""
     val_loss = evaluate(model, val_ids, config.batch_size, config.seq_len) if len(val_ids) > 1 else None
+    if val_loss is not None and not math.isfinite(val_loss):
+        return val_loss, False
     improved = val_loss is not None and (state.best_val_loss is None or val_loss < state.best_val_loss)
     if improved:
-        state.best_val_loss = val_loss
-        save_checkpoint(best_path(output), model, {**_meta(config, state), "role": "best"}, {})
-    save_checkpoint(output, model, {**_meta(config, state), "role": "latest"}, _state_arrays(state))
+        state.best_val_loss, state.evals_since_best = val_loss, 0
+        save_checkpoint(best_path(output), model, {**checkpoint_meta(config, state), "role": "best"}, {})
+    elif val_loss is not None:
+        state.evals_since_best += 1
+    save_checkpoint(output, model, {**checkpoint_meta(config, state), "role": "latest"}, state_arrays(state))
+    bits = None if val_loss is None else val_loss / NATS_PER_BIT
+    metrics.append({"step": state.step, "epoch": state.epoch, "elapsed": round(state.elapsed, 3), "lr": state.lr,
+                    "train_loss": window.mean_loss, "val_loss": val_loss, "val_bpc": bits,
+                    "chars_per_second": round(window.chars_per_second, 1), "best": improved})  # fmt: skip
+    parts = [f"step {state.step} (epoch {state.epoch}):"]
+    if window.mean_loss is not None:
+        parts.append(f"train {window.mean_loss:.4f},")
     if val_loss is not None:
         context = ", ".join(f"{_ngram_name(order)} {loss:.3f}" for order, loss in baselines.items())
-        log(
-            f"step {state.step} (epoch {state.epoch}): validation {val_loss:.4f} nats/char, "
-            f"{val_loss / NATS_PER_BIT:.4f} bits/char"
-            + (f" ({context})" if context else "")
-            + (" *best*" if improved else "")
+        parts.append(
+            f"validation {val_loss:.4f} nats/char, {bits:.4f} bits/char" + (f" ({context})" if context else "")
         )
-    return val_loss
-
-
-def _meta(config: TrainConfig, state: TrainState) -> dict[str, Any]:
-    return {
-        "train_config": asdict(config),
-        "step": state.step,
-        "epoch": state.epoch,
-        "chunk": state.chunk,
-        "lr": state.lr,
-        "best_val_loss": state.best_val_loss,
-        "rng_state": state.rng_state,
-        "train_hash": state.train_hash,
-    }
-
-
-def _state_arrays(state: TrainState) -> dict[str, np.ndarray]:
-    arrays = {f"optim.{slot}": value for slot, value in state.optimizer.items()}
-    if state.hidden is not None:
-        arrays["hidden"] = state.hidden
-    return arrays
-
-
-def _resume(path: str | Path, vocab: Vocab, config: TrainConfig, train_hash: str) -> tuple[Model, TrainState]:
-    model, meta, arrays = load_checkpoint(path)
-    if model.vocab != vocab:
-        raise CharrnnError(f"{path}: the checkpoint's vocabulary differs from this corpus's; use the same corpus")
-    if meta.get("role") != "latest":
-        raise CharrnnError(f"{path} holds no training state (is it a .best.npz?); resume from the -o file")
-    if meta.get("train_hash") != train_hash:
-        raise CharrnnError(f"{path} was trained on a different training text; resume needs the same corpus")
-    saved = meta["train_config"]
-    for option, key in (("--optimizer", "optimizer"), ("--batch-size", "batch_size"), ("--seq-len", "seq_len")):
-        if saved.get(key) != getattr(config, key):
-            raise CharrnnError(f"{path} was trained with {option} {saved.get(key)}; resume with the same")
-    slots = {}
-    for slot in optimizer_slots(config.optimizer):
-        value = arrays.get(f"optim.{slot}")
-        if value is None or value.shape != model.flat.shape:
-            raise CharrnnError(f"{path}: optimizer state optim.{slot} is missing or has the wrong shape")
-        slots[slot] = value.astype(model.dtype)
-    state = TrainState(
-        step=int(meta["step"]), epoch=int(meta["epoch"]), chunk=int(meta["chunk"]), lr=float(meta["lr"]),
-        best_val_loss=meta.get("best_val_loss"), hidden=arrays.get("hidden"), optimizer=slots,
-        rng_state=meta.get("rng_state"), train_hash=train_hash,
-    )  # fmt: skip
-    return model, state
-
-
-def _check_writable(output: Path) -> None:
-    """Fail before training, not after an hour of it, if the checkpoint cannot be written."""
-    directory = output.parent if str(output.parent) else Path(".")
-    if not directory.is_dir():
-        raise CharrnnError(f"cannot write {output}: directory {directory} does not exist")
-    if output.is_dir():
-        raise CharrnnError(f"cannot write {output}: it is a directory")
-    probe = directory / f".{output.name}.probe"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise CharrnnError(f"cannot write {output}: {error.strerror}") from None
+    parts.append(f"{window.chars_per_second:,.0f} chars/s" + (" *best*" if improved else ""))
+    log(" ".join(parts))
+    return val_loss, True

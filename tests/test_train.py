@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 from conftest import make_text
 
+import charrnn
 from charrnn.errors import CharrnnError
 from charrnn.model import ModelConfig, load_checkpoint, load_model, save_checkpoint
 from charrnn.train import TrainConfig, best_path, evaluate, train
 from charrnn.vocab import Vocab
+
+# the subprocess must run this checkout's charrnn, not whichever one is installed in the environment
+SOURCE_ROOT = os.path.dirname(os.path.dirname(charrnn.__file__))
 
 
 def run(text, steps, output, resume=None, val_frac=0.0, **overrides):
@@ -117,7 +121,7 @@ def test_sigint_saves_a_loadable_checkpoint(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "charrnn", "train", str(corpus), "-o", str(output), "--hidden", "32",
          "--batch-size", "8", "--seq-len", "16", "--steps", "10000000", "--eval-every", "20", "-q"],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": SOURCE_ROOT},
     )  # fmt: skip
     deadline = time.time() + 300
     while not output.exists() and time.time() < deadline and process.poll() is None:

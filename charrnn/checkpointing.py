@@ -1,0 +1,146 @@
+"""The training state and where it is kept: on disk (checkpoints, resume) and in memory (rollback).
+
+Files beside `-o model.npz`: `model.best.npz` (best validation loss, weights only) and
+`model.metrics.jsonl` (one line per evaluation, see metrics.py). `TrainState` is everything besides
+the weights that a bit-exact resume needs; `Snapshot` is the in-memory copy of the last good state that
+the divergence guard rolls back to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CharrnnError
+from .model import Model, load_checkpoint
+from .vocab import Vocab
+
+
+@dataclass
+class TrainState:
+    """The part of a run that changes every step, besides the weights."""
+
+    step: int = 0
+    epoch: int = 0
+    chunk: int = 0  # next chunk of the epoch
+    lr: float = 0.0
+    best_val_loss: float | None = None
+    hidden: np.ndarray | None = None  # (L, B, H) carried into the next chunk
+    optimizer: dict[str, np.ndarray] = field(default_factory=dict)
+    rng_state: dict[str, Any] | None = None
+    train_hash: str = ""
+    elapsed: float = 0.0  # seconds of training in all runs so far (resumes included)
+    evals_since_best: int = 0  # evaluations since the validation loss last improved (--patience)
+
+
+def best_path(output: str | Path) -> Path:
+    """Where the best-by-validation model is written: beside `output`, as <stem>.best.npz."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.best{output.suffix or '.npz'}")
+
+
+def metrics_path(output: str | Path) -> Path:
+    """Where the evaluation log is written: beside `output`, as <stem>.metrics.jsonl."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.metrics.jsonl")
+
+
+def optimizer_slots(name: str) -> tuple[str, ...]:
+    return {"adam": ("m", "v"), "rmsprop": ("cache",), "adagrad": ("cache",), "sgd": ("velocity",)}[name]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """In-memory copy of a good state (weights, optimizer moments, carried hidden state, data position,
+    learning rate), taken at the start and after every successful evaluation."""
+
+    step: int
+    epoch: int
+    chunk: int
+    lr: float
+    flat: np.ndarray
+    optimizer: dict[str, np.ndarray]
+    hidden: np.ndarray
+
+    @classmethod
+    def take(cls, model: Model, state: TrainState) -> Snapshot:
+        assert state.hidden is not None
+        optimizer = {slot: value.copy() for slot, value in state.optimizer.items()}
+        return cls(state.step, state.epoch, state.chunk, state.lr, model.flat.copy(), optimizer, state.hidden.copy())
+
+    def restore(self, model: Model, state: TrainState) -> None:
+        """Put the weights and state back in place (the arrays keep their identity)."""
+        model.flat[...] = self.flat
+        for slot, value in self.optimizer.items():
+            state.optimizer[slot][...] = value
+        state.hidden = self.hidden.copy()
+        state.step, state.epoch, state.chunk, state.lr = self.step, self.epoch, self.chunk, self.lr
+
+
+def checkpoint_meta(config: Any, state: TrainState) -> dict[str, Any]:
+    """The JSON metadata of a training checkpoint (`config` is the TrainConfig)."""
+    return {
+        "train_config": asdict(config),
+        "step": state.step,
+        "epoch": state.epoch,
+        "chunk": state.chunk,
+        "lr": state.lr,
+        "best_val_loss": state.best_val_loss,
+        "rng_state": state.rng_state,
+        "train_hash": state.train_hash,
+        "elapsed": state.elapsed,
+        "evals_since_best": state.evals_since_best,
+    }
+
+
+def state_arrays(state: TrainState) -> dict[str, np.ndarray]:
+    arrays = {f"optim.{slot}": value for slot, value in state.optimizer.items()}
+    if state.hidden is not None:
+        arrays["hidden"] = state.hidden
+    return arrays
+
+
+def resume_state(path: str | Path, vocab: Vocab, config: Any, train_hash: str) -> tuple[Model, TrainState]:
+    """Model and TrainState of a "latest" checkpoint, after checking it fits this corpus and config."""
+    model, meta, arrays = load_checkpoint(path)
+    if model.vocab != vocab:
+        raise CharrnnError(f"{path}: the checkpoint's vocabulary differs from this corpus's; use the same corpus")
+    if meta.get("role") != "latest":
+        raise CharrnnError(f"{path} holds no training state (is it a .best.npz?); resume from the -o file")
+    if meta.get("train_hash") != train_hash:
+        raise CharrnnError(f"{path} was trained on a different training text; resume needs the same corpus")
+    saved = meta["train_config"]
+    for option, key in (("--optimizer", "optimizer"), ("--batch-size", "batch_size"), ("--seq-len", "seq_len")):
+        if saved.get(key) != getattr(config, key):
+            raise CharrnnError(f"{path} was trained with {option} {saved.get(key)}; resume with the same")
+    slots = {}
+    for slot in optimizer_slots(config.optimizer):
+        value = arrays.get(f"optim.{slot}")
+        if value is None or value.shape != model.flat.shape:
+            raise CharrnnError(f"{path}: optimizer state optim.{slot} is missing or has the wrong shape")
+        slots[slot] = value.astype(model.dtype)
+    state = TrainState(
+        step=int(meta["step"]), epoch=int(meta["epoch"]), chunk=int(meta["chunk"]), lr=float(meta["lr"]),
+        best_val_loss=meta.get("best_val_loss"), hidden=arrays.get("hidden"), optimizer=slots,
+        rng_state=meta.get("rng_state"), train_hash=train_hash, elapsed=float(meta.get("elapsed", 0.0)),
+        evals_since_best=int(meta.get("evals_since_best", 0)),
+    )  # fmt: skip
+    return model, state
+
+
+def check_writable(output: Path) -> None:
+    """Fail before training, not after an hour of it, if the checkpoint cannot be written."""
+    directory = output.parent if str(output.parent) else Path(".")
+    if not directory.is_dir():
+        raise CharrnnError(f"cannot write {output}: directory {directory} does not exist")
+    if output.is_dir():
+        raise CharrnnError(f"cannot write {output}: it is a directory")
+    probe = directory / f".{output.name}.probe"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise CharrnnError(f"cannot write {output}: {error.strerror}") from None
