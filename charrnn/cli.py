@@ -94,6 +94,10 @@ def train(
     clip: Annotated[float, typer.Option(help="Clip gradients to this global norm (0: off).")] = 5.0,
     clip_value: Annotated[float, typer.Option(help="Clamp each gradient element to ±this (0: off).")] = 0.0,
     lr_decay: Annotated[float, typer.Option(help="Multiply the learning rate by this each epoch.")] = 1.0,
+    lr_schedule: Annotated[
+        str, typer.Option(help="cosine (decay to --lr-floor over the run's steps/epochs/time) or constant.")
+    ] = "cosine",
+    lr_floor: Annotated[float, typer.Option(help="Where the cosine schedule ends, as a fraction of --lr.")] = 0.05,
     epochs: Annotated[float | None, typer.Option(help="Stop after this many epochs.")] = None,
     steps: Annotated[
         int | None, typer.Option(help="Stop when the model has this many steps in all (resumed steps included).")
@@ -155,6 +159,7 @@ def train(
         train_config = TrainConfig(
             seq_len=seq_len, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
             weight_decay=weight_decay, dropout=dropout, clip=clip, clip_value=clip_value, lr_decay=lr_decay,
+            lr_schedule=lr_schedule, lr_floor=lr_floor,
             epochs=epochs,
             steps=steps, time_budget=time_budget, eval_every=eval_every, seed=seed, threads=threads,
             patience=patience, sample_every=sample_every, val_max_chars=val_max_chars,

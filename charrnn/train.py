@@ -51,6 +51,7 @@ from .vocab import Vocab
 __all__ = ["TrainConfig", "TrainResult", "TrainState", "apply_update", "best_path", "evaluate", "ids_hash", "train"]
 
 OPTIMIZERS = ("adam", "rmsprop", "adagrad", "sgd")
+LR_SCHEDULES = ("cosine", "constant")
 NATS_PER_BIT = math.log(2.0)
 HASH_SLICE = 1 << 24  # ids hashed per slice (ids_hash)
 BASELINE_MAX_TRAIN_CHARS = 1 << 22  # the n-gram baselines are fitted on at most this prefix of the training text
@@ -74,6 +75,8 @@ class TrainConfig:
     clip: float = 5.0  # global gradient norm; 0 disables
     clip_value: float = 0.0  # per-element clamp; 0 disables
     lr_decay: float = 1.0  # multiply the learning rate by this at the start of every epoch after the first
+    lr_schedule: str = "cosine"  # "constant", or "cosine": lr · (floor + (1-floor)·(1+cos(pi·progress))/2)
+    lr_floor: float = 0.05  # the cosine schedule ends at this fraction of the learning rate
     epochs: float | None = None
     steps: int | None = None
     time_budget: float | None = None  # seconds of this run
@@ -92,6 +95,8 @@ class TrainConfig:
             (self.clip >= 0, f"--clip must be >= 0, got {self.clip}"),
             (self.clip_value >= 0, f"--clip-value must be >= 0, got {self.clip_value}"),
             (0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}"),
+            (self.lr_schedule in LR_SCHEDULES, f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}"),
+            (0 <= self.lr_floor <= 1, f"--lr-floor must be in [0, 1], got {self.lr_floor}"),
             (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
             (0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}"),
             (self.epochs is None or self.epochs > 0, f"--epochs must be > 0, got {self.epochs}"),
@@ -126,21 +131,31 @@ class TrainResult:
     rollbacks: int = 0  # times the divergence guard rolled back in this run
 
 
-def apply_update(model: Model, grad: np.ndarray, state: TrainState, config: TrainConfig) -> float:
-    """Clip `grad` in place and take one optimizer step on `model.flat`. Returns the pre-clip norm."""
+def schedule_factor(config: TrainConfig, progress: float) -> float:
+    """Multiplier of the learning rate at `progress` in [0, 1] of the run (1 for a constant schedule)."""
+    if config.lr_schedule == "constant":
+        return 1.0
+    progress = min(max(progress, 0.0), 1.0)
+    return config.lr_floor + (1.0 - config.lr_floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def apply_update(model: Model, grad: np.ndarray, state: TrainState, config: TrainConfig, factor: float = 1.0) -> float:
+    """Clip `grad` in place and take one optimizer step on `model.flat` with learning rate state.lr · factor.
+    Returns the pre-clip norm."""
     norm = kernels._global_norm(grad)
+    lr = state.lr * factor
     kernels._clip(grad, config.clip, config.clip_value, norm)
     slots = state.optimizer
     if config.optimizer == "adam":
-        kernels._adam_step(model.flat, grad, slots["m"], slots["v"], state.lr, config.beta1, config.beta2,
+        kernels._adam_step(model.flat, grad, slots["m"], slots["v"], lr, config.beta1, config.beta2,
                            config.eps, state.step + 1, config.weight_decay)  # fmt: skip
     elif config.optimizer == "rmsprop":
-        kernels._rmsprop_step(model.flat, grad, slots["cache"], state.lr, config.rms_decay, config.eps,
+        kernels._rmsprop_step(model.flat, grad, slots["cache"], lr, config.rms_decay, config.eps,
                               config.weight_decay)  # fmt: skip
     elif config.optimizer == "adagrad":
-        kernels._adagrad_step(model.flat, grad, slots["cache"], state.lr, config.eps, config.weight_decay)
+        kernels._adagrad_step(model.flat, grad, slots["cache"], lr, config.eps, config.weight_decay)
     else:
-        kernels._sgd_step(model.flat, grad, slots["velocity"], state.lr, config.momentum, config.weight_decay)
+        kernels._sgd_step(model.flat, grad, slots["velocity"], lr, config.momentum, config.weight_decay)
     return norm
 
 
@@ -282,7 +297,8 @@ def train(
                     if not (math.isfinite(loss) and math.isfinite(kernels._global_norm(grad))):
                         roll_back("non-finite loss or gradient", state.step + 1)
                         continue
-                    apply_update(model, grad, state, config)
+                    progress = _progress(config, state, limit_steps, time.perf_counter() - start)
+                    apply_update(model, grad, state, config, schedule_factor(config, progress))
                     if not math.isfinite(kernels._global_norm(model.flat)):
                         roll_back("the update made weights non-finite", state.step + 1)
                         continue
@@ -347,6 +363,15 @@ def _step_limit(config: TrainConfig, batches: StreamBatches, state: TrainState) 
     if not limits and config.time_budget is None:
         limits.append(50 * batches.chunks_per_epoch)  # char-rnn's default: 50 epochs
     return min(limits) if limits else None
+
+
+def _progress(config: TrainConfig, state: TrainState, limit_steps: int | None, elapsed: float) -> float:
+    """How far through its budget the run is, in [0, 1]: the furthest of steps and time. With --time the
+    schedule follows the clock, so such runs are not bit-reproducible (their step count never is)."""
+    progress = 0.0 if limit_steps is None else state.step / max(limit_steps, 1)
+    if config.time_budget is not None:
+        progress = max(progress, elapsed / config.time_budget)
+    return progress
 
 
 def _stop_reason(config, state, batches, limit_steps, start, should_stop) -> str | None:

@@ -20,7 +20,7 @@ from charrnn.vocab import Vocab
 SOURCE_ROOT = os.path.dirname(os.path.dirname(charrnn.__file__))
 
 
-def run(text, steps, output, resume=None, val_frac=0.0, **overrides):
+def run(text, steps, output, resume=None, val_frac=0.0, should_stop=lambda: False, **overrides):
     vocab = Vocab.from_text(text)
     ids = vocab.encode(text)
     n_val = int(len(ids) * val_frac)
@@ -29,7 +29,7 @@ def run(text, steps, output, resume=None, val_frac=0.0, **overrides):
     options.update(overrides)
     config = TrainConfig(**options)
     return train(ModelConfig(len(vocab), 16), config, vocab, train_ids, val_ids, output, resume=resume,
-                 progress=False)  # fmt: skip
+                 progress=False, should_stop=should_stop)  # fmt: skip
 
 
 def test_overfits_a_tiny_corpus(tmp_path):
@@ -53,9 +53,10 @@ def test_same_seed_same_run(tmp_path):
 
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "adagrad", "sgd"])
 def test_resume_is_bit_exact(tmp_path, optimizer):
-    """N steps straight == k steps, stop, resume for N-k more: across evaluations and epoch boundaries."""
+    """N steps straight == k steps, stop, resume for N-k more: across evaluations and epoch boundaries.
+    (With a constant schedule; the cosine schedule's horizon is the run's budget, see the next test.)"""
     text = make_text(700)  # 21 steps per epoch of 4 x 8: the run crosses epochs and lr decays
-    options = dict(optimizer=optimizer, lr_decay=0.9, val_frac=0.1)
+    options = dict(optimizer=optimizer, lr_decay=0.9, val_frac=0.1, lr_schedule="constant")
     straight = run(text, 50, tmp_path / "straight.npz", **options)
     run(text, 23, tmp_path / "part.npz", **options)
     resumed = run(text, 50, tmp_path / "part.npz", resume=tmp_path / "part.npz", **options)
@@ -67,6 +68,22 @@ def test_resume_is_bit_exact(tmp_path, optimizer):
     assert np.array_equal(a.flat, b.flat) and meta_a["step"] == meta_b["step"] == 50
     for name in arrays_a:
         assert np.array_equal(arrays_a[name], arrays_b[name]), name
+
+
+def test_interrupted_and_resumed_is_bit_exact_with_the_cosine_schedule(tmp_path):
+    """A run of N steps interrupted after k (as Ctrl-C does) and resumed with the same budget equals the
+    straight run: the schedule's progress counts steps of the budget, not of the invocation."""
+    text = make_text(700)
+    options = dict(val_frac=0.1, lr_schedule="cosine")
+    straight = run(text, 50, tmp_path / "straight.npz", **options)
+    calls = iter(range(10**6))
+    interrupted = run(text, 50, tmp_path / "part.npz", should_stop=lambda: next(calls) >= 23, **options)
+    assert interrupted.stop_reason == "interrupted" and interrupted.state.step == 23
+    resumed = run(text, 50, tmp_path / "part.npz", resume=tmp_path / "part.npz", **options)
+    assert resumed.state.step == 50
+    assert np.array_equal(straight.model.flat, resumed.model.flat)
+    assert not np.array_equal(straight.model.flat, run(text, 50, tmp_path / "c.npz", val_frac=0.1,
+                                                       lr_schedule="constant").model.flat)  # fmt: skip
 
 
 def test_best_model_is_written_beside_output(tmp_path):
