@@ -48,7 +48,7 @@ class ModelConfig:
     """Architecture. `vocab_size` comes from the vocabulary; the rest from the user."""
 
     vocab_size: int
-    hidden_size: int = 256
+    hidden_size: int = 512
     num_layers: int = 1
     activation: str = "tanh"
     dtype: str = "float32"

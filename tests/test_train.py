@@ -36,7 +36,7 @@ def test_overfits_a_tiny_corpus(tmp_path):
     text = "the quick brown fox jumps over the lazy dog.\n" * 10
     vocab = Vocab.from_text(text)
     ids = vocab.encode(text)
-    config = TrainConfig(seq_len=16, batch_size=4, lr=1e-2, steps=400, eval_every=100)
+    config = TrainConfig(seq_len=16, batch_size=4, lr=1e-2, steps=400, eval_every=100, dropout=0.0)
     result = train(ModelConfig(len(vocab), 64), config, vocab, ids, ids[:0], tmp_path / "m.npz", progress=False)
     assert result.last_train_loss < 0.05
     assert evaluate(result.model, ids, 4, 16) < 0.05
