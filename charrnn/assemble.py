@@ -5,7 +5,7 @@
     in sorted path order, each under a header line, skipping files that are not UTF-8;
   - `python_stdlib_text`: the built-in offline corpus, this Python's own standard-library sources.
 
-Every writer goes through `fetch.atomic_writer`, so a corpus file exists only when complete.
+Every writer goes through `atomic.atomic_writer`, so a corpus file exists only when complete.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from .atomic import atomic_writer
 from .errors import CharrnnError
-from .fetch import atomic_writer
 
 # Directory names whose files never go into the stdlib corpus: test suites (large, repetitive, full of
 # deliberately odd code) and third-party packages (they differ between machines).
@@ -31,7 +31,7 @@ STDLIB_MAX_BYTES = 1_500_000
 def extract_zip_member(archive: Path, member: str, out_path: Path, expected_size: int | None, label: str) -> None:
     """Write zip member `member` of `archive` to `out_path`, checking its size when known."""
     try:
-        with zipfile.ZipFile(archive) as zipped, atomic_writer(out_path) as out:
+        with zipfile.ZipFile(archive) as zipped, atomic_writer(out_path, make_parents=True) as out:
             with zipped.open(member) as source:
                 shutil.copyfileobj(source, out, 1 << 20)
             written = out.tell()
@@ -76,7 +76,7 @@ def concatenate_tar_sources(
                     scratch.write(data)
         except (tarfile.TarError, EOFError, OSError) as error:
             raise CharrnnError(f"{label}: cannot read tar archive {archive} ({error})") from None
-        with atomic_writer(out_path) as out:
+        with atomic_writer(out_path, make_parents=True) as out:
             for path in sorted(spans):
                 offset, size = spans[path]
                 scratch.seek(offset)

@@ -317,10 +317,10 @@ def corpus_get(
 
 def _report_synth(result, output: Path, as_json: bool) -> None:
     """Write the synthetic text to `output` and print its entropy rate (or one JSON object)."""
-    from .fetch import write_bytes_atomic
+    from .atomic import write_bytes_atomic
 
     try:
-        write_bytes_atomic(output, result.text.encode("utf-8"))
+        write_bytes_atomic(output, result.text.encode("utf-8"), make_parents=True)
     except OSError as error:
         raise CharrnnError(f"cannot write {output}: {error.strerror or error}") from None
     if as_json:

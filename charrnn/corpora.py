@@ -28,8 +28,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .assemble import concatenate_tar_sources, extract_zip_member, python_stdlib_text
+from .atomic import write_bytes_atomic
 from .errors import CharrnnError
-from .fetch import download, write_bytes_atomic
+from .fetch import download
 
 BUILTINS = ("python-stdlib",)
 CHECKSUMS_FILE = "checksums.json"
@@ -163,7 +164,7 @@ def _fetch(corpus: Corpus, target: Path, cache: Path, progress: bool, log: Calla
     )
     if corpus.sha256 is None and recorded is None:
         records[corpus.name] = {"url": corpus.url, "sha256": result.sha256, "size": result.size}
-        write_bytes_atomic(checksums_path, (json.dumps(records, indent=2, sort_keys=True) + "\n").encode())
+        write_bytes_atomic(checksums_path, (json.dumps(records, indent=2, sort_keys=True) + "\n").encode(), True)
         log(
             f"corpus {corpus.name!r}: the registry pins no sha256; first download has sha256 {result.sha256}"
             f" ({result.size:,} bytes), recorded in {checksums_path} to check later downloads"
@@ -234,5 +235,5 @@ def _build_builtin(corpus: Corpus, ready: Path) -> Path:
     """Assemble a built-in corpus; rewrite the cached file only when the content changed."""
     data = python_stdlib_text().encode("utf-8")
     if not (ready.is_file() and ready.read_bytes() == data):
-        write_bytes_atomic(ready, data)
+        write_bytes_atomic(ready, data, make_parents=True)
     return ready

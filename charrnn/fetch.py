@@ -1,4 +1,4 @@
-"""Atomic files and verified HTTP downloads (standard library only).
+"""Verified HTTP downloads (standard library only), written through `atomic.atomic_writer`.
 
 Nothing here ever leaves a partial or unverified file under its final name: data goes to a temporary
 file in the destination's directory (so the final `os.replace` is an atomic rename on the same file
@@ -8,54 +8,21 @@ temporary file is removed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
-import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from tqdm import tqdm
 
+from .atomic import atomic_writer
 from .errors import CharrnnError
 
 CHUNK_BYTES = 1 << 16
 TIMEOUT_SECONDS = 60
-
-
-@contextlib.contextmanager
-def atomic_writer(final_path: Path) -> Iterator[BinaryIO]:
-    """Open a temporary file beside `final_path`; on a clean exit fsync it and rename it into place.
-
-    If the body raises, the temporary file is deleted and `final_path` is untouched. Raise inside the
-    body (after checking the data) to reject it.
-    """
-    final_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=final_path.parent, prefix=f".{final_path.name}.", suffix=".part")
-    try:
-        # mkstemp creates the file private (0600); a cache or output file should be readable like any other
-        os.chmod(temp_name, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, final_path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` atomically."""
-    with atomic_writer(path) as handle:
-        handle.write(data)
 
 
 def sha256_file(path: Path) -> str:
@@ -100,7 +67,10 @@ def download(
     digest = hashlib.sha256()
     received = 0
     try:
-        with atomic_writer(path) as out, urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
+        with (
+            atomic_writer(path, make_parents=True) as out,
+            urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response,
+        ):
             announced = response.headers.get("Content-Length")
             announced = int(announced) if announced and announced.isdigit() else None
             if expected_size is not None and announced is not None and announced != expected_size:

@@ -26,8 +26,6 @@ import codecs
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .atomic import atomic_writer, write_bytes_atomic
 from .errors import CharrnnError
 from .vocab import UnknownReport, Vocab, check_unk_policy
 
@@ -222,23 +221,14 @@ def encode_corpus(
         ids, report = cached
         return EncodedCorpus(ids, ids_path, key, True, report)
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=cache_dir)
-    except OSError as error:
-        raise CharrnnError(f"cannot write the id cache in {cache_dir}: {error.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_writer(ids_path, make_parents=True) as handle:
             count, report = _write_ids(scan, vocab, unk, block_size, progress, handle)
-        os.replace(tmp_name, ids_path)
-    except BaseException as error:
-        Path(tmp_name).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise CharrnnError(f"cannot write the id cache in {cache_dir}: {error.strerror or error}") from None
-        raise
+    except OSError as error:  # from writing the ids (disk full); atomic_writer translates its own failures
+        raise CharrnnError(f"cannot write the id cache in {cache_dir}: {error.strerror or error}") from None
     meta = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "dtype": vocab.dtype.name, "length": count,
             "vocab": vocab.chars, "unknown": {c: list(v) for c, v in report.counts.items()},
             "unk": unk, "files": [str(f) for f in scan.files], "content_key": scan.content_key}  # fmt: skip
-    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    write_bytes_atomic(meta_path, json.dumps(meta).encode("utf-8"))  # after the ids: an entry is whole once it has meta
     return EncodedCorpus(_memmap(ids_path, vocab.dtype, count), ids_path, key, False, report)
 
 

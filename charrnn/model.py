@@ -23,8 +23,6 @@ The checkpoint is one `.npz` (see `save_checkpoint`) readable with `np.load(path
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from . import kernels
+from .atomic import atomic_writer
 from .errors import CharrnnError
 from .vocab import Vocab
 
@@ -240,35 +239,10 @@ def save_checkpoint(path: str | Path, model: Model, meta: dict[str, Any], arrays
     if not directory.is_dir():
         raise CharrnnError(f"cannot write {path}: directory {directory} does not exist")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as error:
-        raise CharrnnError(f"cannot write {path}: {error.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_writer(path) as handle:
             np.savez(handle, **contents)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException as error:
-        Path(tmp_name).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise CharrnnError(f"cannot write {path}: {error.strerror or error}") from None
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories can't be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    except OSError as error:  # from np.savez (disk full); atomic_writer translates its own failures
+        raise CharrnnError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def load_checkpoint(path: str | Path) -> tuple[Model, dict[str, Any], dict[str, np.ndarray]]:
