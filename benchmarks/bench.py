@@ -50,7 +50,7 @@ FULL = {
     "repeats": 3,
     "seconds": 0.4,
     "min_calls": 3,
-    "sample_lengths": {"1": 2000, "64": 200},
+    "sample_lengths": {"1": 2000, "64": 500},
     "startup_repeats": 3,
     "corpus_mb": 200,
     "memory_steps": 50,
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     use_checkout()
     settings, started = args.settings, time.perf_counter()
-    info = machine_info()
+    info = machine_info(ROOT)
     load = info["load_average_at_start"]
     if load and load[0] > 0.5:
         log(f"warning: load average {load[0]:.2f} — other work is running, timings will be unreliable")

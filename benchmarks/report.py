@@ -244,16 +244,7 @@ def markdown(summary: dict, startup: dict | None, memory: dict | None, target_li
         note = f"\n\nSkipped: {startup['sample_skipped']}" if "sample_skipped" in startup else ""
         parts.append("### Start-up (wall time of a whole process)\n\n" + _table(["what", "time"], lines) + note)
     if memory:
-        lines = [
-            [
-                memory["command"],
-                _num(memory["corpus_bytes"] / 1e6, 0, " MB"),
-                _num(memory["peak_rss_bytes"] and memory["peak_rss_bytes"] / 1e6, 0, " MB"),
-                _num(memory["overhead_bytes"] and memory["overhead_bytes"] / 1e6, 0, " MB"),
-                _num(memory["wall_s"], 1, " s"),
-            ]
-        ]
-        parts.append("### Memory\n\n" + _table(["command", "corpus", "peak RSS", "RSS - corpus", "wall"], lines))
+        parts.append("### Memory\n\n" + _memory_table(memory))
     lines = [
         [
             t["name"],
@@ -266,6 +257,20 @@ def markdown(summary: dict, startup: dict | None, memory: dict | None, target_li
     ]
     parts.append("### Targets (issue 4)\n\n" + _table(["target", "configuration", "goal", "measured", "result"], lines))
     return "\n\n".join(parts) + "\n"
+
+
+def _memory_table(memory: dict) -> str:
+    def mb(value) -> str:
+        return _num(value and value / 1e6, 0, " MB")
+
+    lines = [
+        [f"`{memory['command']}`, cached kernels", mb(memory["corpus_bytes"]), mb(memory["peak_rss_bytes"]),
+         mb(memory["overhead_bytes"]), _num(memory["wall_s"], 1, " s")],
+        ["the same on 1 MB, empty numba cache (compiles)", mb(1e6), mb(memory["cold_cache_1mb_peak_rss_bytes"]),
+         "—", _num(memory["cold_cache_1mb_wall_s"], 1, " s")],
+        ["`python -c \"import charrnn.train\"`", "—", mb(memory["peak_rss_import_only_bytes"]), "—", "—"],
+    ]  # fmt: skip
+    return _table(["run", "corpus", "peak RSS", "RSS - corpus", "wall"], lines)
 
 
 def _measured(target: dict) -> str:

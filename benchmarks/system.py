@@ -35,8 +35,9 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def machine_info() -> dict:
-    """CPU model, core counts, date, OS, Python and library versions, load average at the start."""
+def machine_info(checkout: Path) -> dict:
+    """CPU model, core counts, date, OS, Python and library versions, the benchmarked checkout's commit,
+    load average at the start."""
     cpu = "unknown"
     try:
         match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
@@ -44,7 +45,7 @@ def machine_info() -> dict:
     except OSError:
         cpu = platform.processor() or "unknown"
     versions = {}
-    for package in ("numpy", "numba", "llvmlite", "scipy", "threadpoolctl", "torch", "charrnn"):
+    for package in ("numpy", "numba", "llvmlite", "scipy", "threadpoolctl", "torch"):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -57,14 +58,29 @@ def machine_info() -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": versions,
+        "charrnn_commit": _describe(checkout),
         "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
 
 
-def run_timed(command: list[str], env: dict, stdout=subprocess.DEVNULL) -> tuple[float, int, int]:
-    """Run a command to completion: (wall seconds, exit status, peak RSS in bytes of that process)."""
+def _describe(checkout: Path) -> str | None:
+    """`git describe --always --dirty` of the checkout (None outside git)."""
+    try:
+        done = subprocess.run(["git", "-C", str(checkout), "describe", "--always", "--dirty"], capture_output=True,
+                              text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None
+
+
+def run_timed(command: list[str], env: dict, cwd: str | Path) -> tuple[float, int, int]:
+    """Run a command to completion in `cwd`: (wall seconds, exit status, peak RSS in bytes of that process).
+
+    `cwd` must not be a checkout: `python -c`/`-m` put the working directory first on sys.path, where it
+    would shadow the charrnn that PYTHONPATH selects.
+    """
     start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stderr = process.stderr.read()
     _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage, unlike RUSAGE_CHILDREN
     wall = time.perf_counter() - start
@@ -88,26 +104,18 @@ def startup(env: dict, repeats: int, has_sampler: bool) -> dict:
     """Import and `charrnn sample -n 100` wall times (see the module docstring)."""
     python = sys.executable
     result: dict = {}
-    for name, code in (
-        ("python_bare_s", "pass"),
-        ("import_charrnn_s", "import charrnn"),
-        ("import_charrnn_model_s", "import charrnn.model"),
-    ):
-        log(f"  start-up: python -c {code!r} x{repeats}")
-        result[name] = statistics.median(run_timed([python, "-c", code], env)[0] for _ in range(repeats))
-    importtime = subprocess.run(
-        [python, "-X", "importtime", "-c", "import charrnn.model"], env=env, capture_output=True, text=True
-    )
-    cumulative = {}
-    for line in importtime.stderr.splitlines():  # "import time: self [us] | cumulative | imported package"
-        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
-        if len(parts) == 3 and parts[2].strip() in ("numpy", "numba", "scipy", "charrnn", "charrnn.model"):
-            cumulative[parts[2].strip()] = int(parts[1]) / 1e6
-    result["importtime_cumulative_s"] = cumulative
-    if not has_sampler:
-        result["sample_skipped"] = "charrnn.generate not available: no `charrnn sample` command on this tree"
-        return result
     with tempfile.TemporaryDirectory(prefix="charrnn-bench-startup-") as tmp:
+        for name, code in (
+            ("python_bare_s", "pass"),
+            ("import_charrnn_s", "import charrnn"),
+            ("import_charrnn_model_s", "import charrnn.model"),
+        ):
+            log(f"  start-up: python -c {code!r} x{repeats}")
+            result[name] = statistics.median(run_timed([python, "-c", code], env, tmp)[0] for _ in range(repeats))
+        result["importtime_cumulative_s"] = importtime(env, tmp)
+        if not has_sampler:
+            result["sample_skipped"] = "charrnn.generate not available: no `charrnn sample` command on this tree"
+            return result
         model = Path(tmp) / "model.npz"
         write_model(model)
         cache = Path(tmp) / "numba-cache"
@@ -115,14 +123,26 @@ def startup(env: dict, repeats: int, has_sampler: bool) -> dict:
         sample_env = {**env, "NUMBA_CACHE_DIR": str(cache)}
         command = [python, "-m", "charrnn", "sample", str(model), "-n", "100", "--seed", "0"]
         log("  start-up: first `charrnn sample -n 100` (empty numba cache: compiles)")
-        cold, status, _ = run_timed(command, sample_env)
+        cold, status, _ = run_timed(command, sample_env, tmp)
         result["sample_cold_s"] = cold if status == 0 else None
         log(f"  start-up: `charrnn sample -n 100` with the cache warm x{repeats}")
-        warm = [run_timed(command, sample_env) for _ in range(repeats)]
-        ok = all(status == 0 for _, status, _ in warm)
+        warm = [run_timed(command, sample_env, tmp) for _ in range(repeats)]
+        ok = status == 0 and all(code == 0 for _, code, _ in warm)
         result["sample_warm_s"] = statistics.median(wall for wall, _, _ in warm) if ok else None
         result["sample_warm_runs_s"] = [wall for wall, _, _ in warm]
     return result
+
+
+def importtime(env: dict, cwd: str) -> dict[str, float]:
+    """Cumulative import seconds of the heavy modules under `python -X importtime -c "import charrnn.model"`."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import charrnn.model"], env=env, cwd=cwd,
+                          capture_output=True, text=True)  # fmt: skip
+    cumulative = {}
+    for line in done.stderr.splitlines():  # "import time: self [us] | cumulative | imported package"
+        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+        if len(parts) == 3 and parts[2] in ("numpy", "scipy", "numba", "charrnn", "charrnn.kernels", "charrnn.model"):
+            cumulative[parts[2]] = int(parts[1]) / 1e6
+    return cumulative
 
 
 def make_corpus(path: Path, size: int, seed: int = 0) -> None:
@@ -145,34 +165,33 @@ def make_corpus(path: Path, size: int, seed: int = 0) -> None:
 
 
 def memory(env: dict, corpus_bytes: int, steps: int, hidden: int = 256) -> dict:
-    """Peak RSS of `charrnn train` on a synthetic corpus of `corpus_bytes` bytes (module docstring)."""
+    """Peak RSS of `charrnn train` on a synthetic corpus of `corpus_bytes` bytes (module docstring).
+
+    NUMBA_CACHE_DIR points at a fresh directory, filled first by the same command on a 1 MB corpus (whose
+    peak RSS, compiler included, is reported as the cold run); the measured run then loads the compiled
+    kernels, as every run after a user's first does.
+    """
     with tempfile.TemporaryDirectory(prefix="charrnn-bench-memory-") as tmp:
-        corpus = Path(tmp) / "corpus.txt"
+        env = {**env, "NUMBA_CACHE_DIR": str(Path(tmp) / "numba-cache")}
+        options = ["-o", str(Path(tmp) / "model.npz"), "--steps", str(steps), "--hidden", str(hidden), "-q"]
+        small, corpus = Path(tmp) / "small.txt", Path(tmp) / "corpus.txt"
+        make_corpus(small, 1_000_000)
+        log(f"  memory: charrnn train {' '.join(options[2:])} on 1 MB (compiles into a fresh numba cache)")
+        cold_wall, cold_status, cold_rss = run_timed([sys.executable, "-m", "charrnn", "train", str(small), *options],
+                                                     env, tmp)  # fmt: skip
         log(f"  memory: writing a {corpus_bytes / 1e6:.0f} MB synthetic corpus to {tmp}")
         make_corpus(corpus, corpus_bytes)
-        command = [
-            sys.executable,
-            "-m",
-            "charrnn",
-            "train",
-            str(corpus),
-            "-o",
-            str(Path(tmp) / "model.npz"),
-            "--steps",
-            str(steps),
-            "--hidden",
-            str(hidden),
-            "-q",
-        ]
-        log(f"  memory: charrnn train --steps {steps} --hidden {hidden} on it")
-        wall, status, rss = run_timed(command, env)
-        _, _, bare = run_timed([sys.executable, "-c", "import charrnn.train"], env)
+        log(f"  memory: charrnn train {' '.join(options[2:])} on it")
+        wall, status, rss = run_timed([sys.executable, "-m", "charrnn", "train", str(corpus), *options], env, tmp)
+        _, _, bare = run_timed([sys.executable, "-c", "import charrnn.train"], env, tmp)
     return {
-        "command": "charrnn train CORPUS -o MODEL " + " ".join(command[command.index("--steps") :]),
+        "command": "charrnn train CORPUS -o MODEL " + " ".join(options[2:]),
         "corpus_bytes": corpus_bytes,
         "peak_rss_bytes": rss if status == 0 else None,
-        "peak_rss_import_only_bytes": bare,
         "overhead_bytes": rss - corpus_bytes if status == 0 else None,
         "wall_s": wall,
         "exit_status": status,
+        "peak_rss_import_only_bytes": bare,
+        "cold_cache_1mb_peak_rss_bytes": cold_rss if cold_status == 0 else None,
+        "cold_cache_1mb_wall_s": cold_wall,
     }

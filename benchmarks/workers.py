@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -242,6 +243,7 @@ def charrnn_sampling(spec: dict) -> None:
 def charrnn_worker(spec: dict) -> None:
     import numba
 
+    import charrnn
     from charrnn import kernels
 
     with kernels.thread_limit(spec["threads"]):
@@ -281,6 +283,7 @@ def charrnn_worker(spec: dict) -> None:
             "blas_library": _blas_library(kernels),
             "numba_threading_layer": layer,
             "numba_num_threads": numba.config.NUMBA_NUM_THREADS,
+            "charrnn_imported_from": str(Path(charrnn.__file__).parent),
         }
     )
 
