@@ -1,7 +1,7 @@
 """charrnn's benchmark (issue 4): throughput against PyTorch and against the machine's limits, start-up
 time and memory. Prints markdown tables to stdout and writes every number to a JSON file.
 
-    python benchmarks/bench.py                    # the full run: ~10 minutes on 2 cores (budget: 15)
+    python benchmarks/bench.py                    # the full run: ~10 minutes on a quiet 2-core machine
     python benchmarks/bench.py --quick            # one small configuration, 1 repeat, a few steps: a smoke test
     python benchmarks/bench.py --hidden 256 --batch 64 --threads 2 --repeats 5 --out h256.json
     python benchmarks/bench.py --startup          # only the start-up section (likewise --memory, --throughput)
@@ -50,7 +50,7 @@ FULL = {
     "repeats": 3,
     "seconds": 0.4,
     "min_calls": 3,
-    "sample_lengths": {"1": 2000, "64": 500},
+    "sample_lengths": {"1": 1000, "64": 100},
     "startup_repeats": 3,
     "corpus_mb": 200,
     "memory_steps": 50,
@@ -85,7 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="smoke test: one small configuration, 1 repeat")
-    parser.add_argument("--out", type=Path, default=Path("bench-results.json"), help="JSON file to write")
+    parser.add_argument(
+        "--out", type=Path, help="JSON file to write (default: benchmarks/results/bench-<UTC time>.json, git-ignored)"
+    )
     parser.add_argument("--hidden", type=int_list, help="hidden sizes H (default 128,256,512)")
     parser.add_argument("--batch", type=int_list, help="batch sizes B (default 1,32,64)")
     parser.add_argument("--threads", type=int_list, help="thread counts (default 1,2)")
@@ -152,8 +154,12 @@ def throughput(settings: dict, with_torch: bool) -> list[dict]:
         (threads, hidden, fw) for threads in settings["threads"] for hidden in settings["hidden"] for fw in frameworks
     ]
     rows: list[dict] = []
+    started = time.perf_counter()
     for number, (threads, hidden, framework) in enumerate(jobs, 1):
-        log(f"[{number}/{len(jobs)}] {framework}, threads={threads}, H={hidden}, B={settings['batch']}")
+        log(
+            f"[{number}/{len(jobs)}] {framework}, threads={threads}, H={hidden}, B={settings['batch']} "
+            f"({time.perf_counter() - started:.0f} s so far)"
+        )
         spec = {
             "framework": framework,
             "threads": threads,
@@ -243,6 +249,9 @@ def main(argv: list[str] | None = None) -> None:
         "rows": rows,
         "wall_s": time.perf_counter() - started,
     }
+    if args.out is None:
+        args.out = HERE / "results" / f"bench-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+        args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"## charrnn benchmark — {info['cpu_model']}, {info['usable_cores']} cores, {info['date']}\n")
     print(markdown(summary, startup_result, memory_result, target_list))
