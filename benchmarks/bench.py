@@ -183,10 +183,16 @@ def use_checkout() -> None:
 
 
 def has_module(name: str) -> bool:
+    """Whether `name` is importable; a charrnn submodule counts only when it lives in the same tree as the
+    charrnn package (an editable install of another checkout can serve submodules this tree lacks)."""
     try:
-        return importlib.util.find_spec(name) is not None
+        spec = importlib.util.find_spec(name)
     except ImportError:
         return False
+    if spec is None or not name.startswith("charrnn."):
+        return spec is not None
+    home = importlib.util.find_spec("charrnn").submodule_search_locations
+    return spec.origin is not None and str(Path(spec.origin).parent) in list(home or [])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -119,9 +119,15 @@ def charrnn_model(spec: dict):
 
 
 def charrnn_train_step(spec: dict, batch: int) -> Callable[[], float]:
-    """One training step exactly as `charrnn.train.train` takes it: forward + BPTT (`loss_and_grads`),
-    then global-norm clipping and Adam (`apply_update`), hidden state carried."""
-    from charrnn.train import TrainConfig, TrainState, apply_update, optimizer_slots
+    """One training step as `charrnn.train.train` takes it: forward + BPTT (`loss_and_grads`), then
+    global-norm clipping and Adam (`apply_update`), hidden state carried. No dropout (the PyTorch model has
+    none either) and a constant learning rate."""
+    from charrnn.train import TrainConfig, TrainState, apply_update
+
+    try:
+        from charrnn.train import optimizer_slots
+    except ImportError:  # moved to charrnn.checkpointing
+        from charrnn.checkpointing import optimizer_slots
 
     model = charrnn_model(spec)
     config = TrainConfig(seq_len=spec["seq_len"], batch_size=batch)
@@ -209,11 +215,26 @@ def blas_bound(spec: dict, batch: int, training: bool) -> dict:
     return result
 
 
+def tree_module(name: str):
+    """Import charrnn.<name> only from the tree `charrnn` itself comes from: an editable install of another
+    checkout can otherwise serve a submodule this tree lacks, mixing two versions in one package."""
+    import importlib
+    import importlib.util
+
+    import charrnn
+
+    spec = importlib.util.find_spec(name)
+    home = Path(charrnn.__file__).parent
+    if spec is None or spec.origin is None or Path(spec.origin).parent != home:
+        raise ImportError(f"no {name} in {home}")
+    return importlib.import_module(name)
+
+
 def charrnn_sampling(spec: dict) -> None:
     """`charrnn.generate.sample(...).run()` for one stream and for 64 samples at once, and
     `charrnn.score.score_text` on one long text; skipped rows (with a note) where the modules are missing."""
     try:
-        from charrnn.generate import sample
+        sample = tree_module("charrnn.generate").sample
     except ImportError as error:
         for count in spec["sample_lengths"]:
             emit(row(spec, "sample", int(count), skipped=f"charrnn.generate not available ({error})"))
@@ -227,7 +248,7 @@ def charrnn_sampling(spec: dict) -> None:
             )
             emit(row(spec, "sample", count, variant="sample()", **rate))
     try:
-        from charrnn.score import score_text
+        score_text = tree_module("charrnn.score").score_text
     except ImportError as error:
         emit(row(spec, "score_text", 1, skipped=f"charrnn.score not available ({error})"))
         return
