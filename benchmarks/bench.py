@@ -199,7 +199,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     use_checkout()
     settings, started = args.settings, time.perf_counter()
-    info = machine_info(ROOT)
+    spec = importlib.util.find_spec("charrnn")
+    if spec is None or spec.origin is None:
+        sys.exit(f"charrnn is not importable (looked on PYTHONPATH and in {ROOT})")
+    info = machine_info(Path(spec.origin).parent.parent)  # the tree the children import charrnn from
     load = info["load_average_at_start"]
     if load and load[0] > 0.5:
         log(f"warning: load average {load[0]:.2f} — other work is running, timings will be unreliable")

@@ -58,6 +58,7 @@ def machine_info(checkout: Path) -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": versions,
+        "charrnn_tree": str(checkout),
         "charrnn_commit": _describe(checkout),
         "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
