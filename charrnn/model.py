@@ -155,7 +155,7 @@ class Model:
         """Loss, its gradient (flat (P,), same layout as `flat`) and the final state (L, B, H).
 
         Truncated BPTT: the gradient does not flow into `state`. With dropout p > 0, each non-recurrent
-        connection (input rows, between layers, into the output layer) is dropped with probability p,
+        connection (between layers, and into the output layer; never the input character) is dropped with probability p,
         masks drawn from `dropout_seed`. Wraps `kernels._loss_and_grads_sharded`; the shards' gradients
         are summed here in a fixed order.
         """
