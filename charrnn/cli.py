@@ -452,6 +452,10 @@ def score(
     per_char: Annotated[bool, typer.Option("--per-char", help="A row per character: probability, surprisal.")] = False,
     alternatives: Annotated[int, typer.Option(help="Most likely alternatives shown with --per-char.")] = 3,
     per_line: Annotated[bool, typer.Option("--per-line", help="Bits/char of each line.")] = False,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="Also score with n-gram models (orders 1-5) fitted on this training text."),
+    ] = None,
     unk: UnkOption = "error",
     as_json: JsonOption = False,
     threads: ThreadsOption = 1,  # see sample
@@ -460,7 +464,7 @@ def score(
     conditions; characters 2..N are scored from a zero state."""
     from .generate import compute_threads
     from .model import load_model
-    from .score import line_scores, per_char_rows, read_source, score_text
+    from .score import line_scores, ngram_baselines, per_char_rows, read_source, score_text
     from .vocab import describe_char, parse_unk_option
 
     with user_errors():
@@ -473,6 +477,8 @@ def score(
         with compute_threads(threads):
             result = score_text(loaded, body, parse_unk_option(unk), top=alternatives if per_char else 0, where=name)
         summary = result.summary()
+        if baseline is not None:
+            summary["baselines_nats_per_char"] = ngram_baselines(loaded, baseline, body, parse_unk_option(unk))
         rows = per_char_rows(result, loaded) if per_char else None
         lines = line_scores(result, loaded) if per_line else None
         if as_json:
@@ -500,6 +506,9 @@ def score(
                    f"conditions)\nlog-likelihood {summary['log_likelihood_nats']:.2f} nats "
                    f"({summary['log_likelihood_bits']:.2f} bits)\n{summary['nats_per_char']:.4f} nats/char, "
                    f"{summary['bits_per_char']:.4f} bits/char, perplexity {summary['perplexity']:.3f}")  # fmt: skip
+        for order, nats in summary.get("baselines_nats_per_char", {}).items():
+            typer.echo(f"  {order}-gram baseline (Kneser-Ney, fitted on {baseline}): {nats:.4f} nats/char, "
+                       f"{nats / 0.6931471805599453:.4f} bits/char")  # fmt: skip
         if result.unknown.total:
             action = {"skip": "skipped"}.get(result.unknown.policy, f"mapped to {describe_char(result.unknown.policy)}")
             typer.echo(f"unknown characters {action}: {result.unknown.summary()}")

@@ -317,3 +317,17 @@ def attribute(text: str, models: dict[str, Model], by_paragraph: bool = False,
         for index, (line, block) in enumerate(split_paragraphs(text)):
             paragraphs.append(Paragraph(index, line, block, verdict(keep_only(block, shared)[0])))
     return Attribution(names, whole, excluded, paragraphs)
+
+
+def ngram_baselines(model: Model, train_path: str | Path, text: str, unk: str = "error",
+                    orders: tuple[int, ...] = (1, 2, 3, 4, 5)) -> dict[int, float]:  # fmt: skip
+    """Nats/char of `text` under Kneser-Ney n-gram models fitted on the text of `train_path`, scored by
+    the same convention as `score_text` (characters 2..N), so the figures sit beside the model's.
+    Both texts are encoded with the model's vocabulary and the unknown-character policy `unk`."""
+    from .baselines import fit_ngram
+
+    train_ids = model.vocab.encode(read_text([train_path]), unk=unk, where=str(train_path))
+    ids = model.vocab.encode(text, unk=unk)
+    if len(ids) < 2:
+        raise CharrnnError("the text to score needs at least 2 characters for the baselines")
+    return {order: float(-fit_ngram(train_ids, len(model.vocab), order).log_probs(ids)[1:].mean()) for order in orders}

@@ -258,7 +258,7 @@ def train(
 
     baselines = {}
     if len(val_ids) > 1:
-        baselines = baseline_table(train_ids[:BASELINE_MAX_TRAIN_CHARS], val_ids, len(vocab), orders=(1, 2))
+        baselines = baseline_table(train_ids[:BASELINE_MAX_TRAIN_CHARS], val_ids, len(vocab), orders=(1, 2, 3, 4, 5))
     log(_header(model, config, batches, len(val_ids), baselines))
     limit_steps = _step_limit(config, batches, state)
     grad = np.empty_like(model.flat)
@@ -406,7 +406,9 @@ def _evaluate_and_save(model, config, state, val_ids, output, baselines, window,
     if window.mean_loss is not None:
         parts.append(f"train {window.mean_loss:.4f},")
     if val_loss is not None:
-        context = ", ".join(f"{_ngram_name(order)} {loss:.3f}" for order, loss in baselines.items())
+        # the header lists every order; each evaluation repeats the unigram, bigram and best n-gram
+        shown = {order: loss for order, loss in baselines.items() if order in (1, 2, max(baselines))}
+        context = ", ".join(f"{_ngram_name(order)} {loss:.3f}" for order, loss in shown.items())
         parts.append(
             f"validation {val_loss:.4f} nats/char, {bits:.4f} bits/char" + (f" ({context})" if context else "")
         )

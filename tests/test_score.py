@@ -148,3 +148,21 @@ def test_cli_empty_stdin_and_bad_models(model_file, tmp_path):
     corrupt.write_bytes(b"PK\x03\x04 truncated")
     for path in (tmp_path / "missing.npz", corrupt, tmp_path):
         assert_user_error(runner.invoke(app, ["score", str(path), "--text", "abc"]))
+
+
+def test_score_baseline_beside_the_model(tmp_path):
+    """`score --baseline TRAIN` adds n-gram figures on the same characters: orders 1-5, and on a text that
+    repeats the training text the 5-gram beats the unigram."""
+    from charrnn.model import save_checkpoint
+
+    model = random_model("abcdefgh \n", hidden=8, dtype="float32", seed=1)
+    save_checkpoint(tmp_path / "m.npz", model, {}, {})
+    train = tmp_path / "train.txt"
+    train.write_text(TEXT * 20)
+    result = CliRunner().invoke(app, ["score", str(tmp_path / "m.npz"), str(train), "--baseline", str(train), "--json"])
+    assert result.exit_code == 0, result.output
+    baselines = json.loads(result.stdout)["baselines_nats_per_char"]
+    assert sorted(int(k) for k in baselines) == [1, 2, 3, 4, 5]
+    assert baselines["5"] < baselines["1"]
+    text_result = CliRunner().invoke(app, ["score", str(tmp_path / "m.npz"), str(train), "--baseline", str(train)])
+    assert "5-gram baseline" in text_result.stdout
