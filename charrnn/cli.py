@@ -90,7 +90,7 @@ def train(
     optimizer: Annotated[str, typer.Option(help="adam, rmsprop, adagrad or sgd (with --momentum).")] = "adam",
     momentum: Annotated[float, typer.Option(help="Momentum for sgd.")] = 0.9,
     weight_decay: Annotated[float, typer.Option(help="L2 weight decay (decoupled for adam).")] = 0.0,
-    dropout: Annotated[float, typer.Option(help="Drop probability on non-recurrent connections.")] = 0.4,
+    dropout: Annotated[float, typer.Option(help="Drop probability on non-recurrent connections.")] = 0.25,
     clip: Annotated[float, typer.Option(help="Clip gradients to this global norm (0: off).")] = 5.0,
     clip_value: Annotated[float, typer.Option(help="Clamp each gradient element to ±this (0: off).")] = 0.0,
     lr_decay: Annotated[float, typer.Option(help="Multiply the learning rate by this each epoch.")] = 1.0,

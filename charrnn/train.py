@@ -71,7 +71,7 @@ class TrainConfig:
     rms_decay: float = 0.95  # RMSprop, as in char-rnn
     eps: float = 1e-8
     weight_decay: float = 0.0
-    dropout: float = 0.4  # probability of dropping each non-recurrent connection during training
+    dropout: float = 0.25  # probability of dropping each non-recurrent connection during training
     clip: float = 5.0  # global gradient norm; 0 disables
     clip_value: float = 0.0  # per-element clamp; 0 disables
     lr_decay: float = 1.0  # multiply the learning rate by this at the start of every epoch after the first
