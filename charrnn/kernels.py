@@ -133,6 +133,9 @@ def _gemm_overload(a, b, c, trans_a, trans_b, beta):
     def gemm(a, b, c, trans_a, trans_b, beta):
         m, n = c.shape
         k = a.shape[0] if trans_a else a.shape[1]
+        if m < SMALL_GEMM_ROWS and not trans_a:
+            _small_gemm(a, b, c, trans_b, beta)
+            return
         call(
             _ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, k,
             c.dtype.type(1.0), a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1], c.dtype.type(beta),
@@ -140,6 +143,35 @@ def _gemm_overload(a, b, c, trans_a, trans_b, beta):
         )  # fmt: skip
 
     return gemm
+
+
+# Below this many rows OpenBLAS forwards gemm to gemv kernels whose summation order depends on the
+# operands' memory alignment: the same product could differ in the last bit between two calls (seen
+# as a flaky seeded-sampling test). A plain loop with a fixed order is deterministic, and as fast there.
+SMALL_GEMM_ROWS = 16
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _small_gemm(a, b, c, trans_b, beta):
+    """c = a·op(b) + beta·c for few rows of a (fixed summation order)."""
+    m, n = c.shape
+    k = a.shape[1]
+    for i in range(m):
+        row = c[i]
+        if trans_b:
+            for j in range(n):
+                total = row.dtype.type(0.0)
+                for p in range(k):
+                    total += a[i, p] * b[j, p]
+                row[j] = total + (beta * row[j] if beta != 0.0 else 0.0)
+        else:
+            for j in range(n):
+                row[j] = beta * row[j] if beta != 0.0 else 0.0
+            for p in range(k):
+                scale = a[i, p]
+                weights = b[p]
+                for j in range(n):
+                    row[j] += scale * weights[j]
 
 
 def available_threads() -> int:
