@@ -193,12 +193,6 @@ def thread_limit(threads: int) -> Iterator[None]:
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _activate(pre, out, act):
-    """out = f(pre), elementwise over (B, H) slabs. `act` is one of the ACT_* codes."""
-    _activate_sum(pre, np.zeros_like(pre), out, act)
-
-
-@njit(cache=True, fastmath=FAST, error_model="numpy")
 def _activate_sum(pre_a, pre_b, out, act):
     """out = f(pre_a + pre_b), elementwise over same-shaped contiguous arrays (out may be pre_b).
     The sum is fused into the activation pass: one sweep over memory instead of two."""
@@ -827,19 +821,20 @@ def _sample_block(
                     done[k] = True
                 matched[k] = m
         # one recurrence step with the drawn ids (done samples feed their placeholder 0, never read)
+        # the same sums in the same order as training's forward: f((input part + b) + h·Wh)
         _matmul_rows(h[0], Wh[0], tmp)
         for k in range(K):
             emb = Wx[out[k, step]]
             for j in range(H):
-                pre[k, j] = tmp[k, j] + emb[j] + bh[0, j]
-        _activate(pre, h[0], act)
+                pre[k, j] = emb[j] + bh[0, j]
+        _activate_sum(pre, tmp, h[0], act)
         for layer in range(1, L):
             _matmul_rows(h[layer - 1], Wu[layer - 1], pre)
             _matmul_rows(h[layer], Wh[layer], tmp)
             for k in range(K):
                 for j in range(H):
-                    pre[k, j] += tmp[k, j] + bh[layer, j]
-            _activate(pre, h[layer], act)
+                    pre[k, j] += bh[layer, j]
+            _activate_sum(pre, tmp, h[layer], act)
     return n
 
 
