@@ -139,10 +139,18 @@ def schedule_factor(config: TrainConfig, progress: float) -> float:
     return config.lr_floor + (1.0 - config.lr_floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def apply_update(model: Model, grad: np.ndarray, state: TrainState, config: TrainConfig, factor: float = 1.0) -> float:
+def apply_update(
+    model: Model,
+    grad: np.ndarray,
+    state: TrainState,
+    config: TrainConfig,
+    factor: float = 1.0,
+    norm: float | None = None,
+) -> float:
     """Clip `grad` in place and take one optimizer step on `model.flat` with learning rate state.lr · factor.
-    Returns the pre-clip norm."""
-    norm = kernels._global_norm(grad)
+    `norm` is grad's global norm if the caller has it already. Returns the pre-clip norm."""
+    if norm is None:
+        norm = kernels._global_norm(grad)
     lr = state.lr * factor
     kernels._clip(grad, config.clip, config.clip_value, norm)
     slots = state.optimizer
@@ -294,11 +302,12 @@ def train(
                     loss, grad, hidden = model.loss_and_grads(
                         inputs, targets, state.hidden, grad, config.dropout, config.seed * 1_000_003 + state.step
                     )
-                    if not (math.isfinite(loss) and math.isfinite(kernels._global_norm(grad))):
+                    norm = kernels._global_norm(grad)  # one pass serves the divergence check and clipping
+                    if not (math.isfinite(loss) and math.isfinite(norm)):
                         roll_back("non-finite loss or gradient", state.step + 1)
                         continue
                     progress = _progress(config, state, limit_steps, time.perf_counter() - start)
-                    apply_update(model, grad, state, config, schedule_factor(config, progress))
+                    apply_update(model, grad, state, config, schedule_factor(config, progress), norm)
                     if not math.isfinite(kernels._global_norm(model.flat)):
                         roll_back("the update made weights non-finite", state.step + 1)
                         continue
