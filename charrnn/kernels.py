@@ -193,19 +193,21 @@ def thread_limit(threads: int) -> Iterator[None]:
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _activate_sum(pre_a, pre_b, out, act):
-    """out = f(pre_a + pre_b), elementwise over same-shaped contiguous arrays (out may be pre_b).
-    The sum is fused into the activation pass: one sweep over memory instead of two."""
-    flat_a = pre_a.reshape(pre_a.size)
-    flat_b = pre_b.reshape(pre_b.size)
-    flat_out = out.reshape(out.size)
+def _activate_add(pre, acc, act):
+    """acc = f(pre + acc) in place, elementwise over same-shaped contiguous arrays.
+    The sum is fused into the activation pass: one sweep over memory instead of two. In place with two
+    operands on purpose: with a separate output that aliases an input (out = pre_b, as the recurrence
+    wants), LLVM's runtime overlap check fails and the scalar loop runs, 2.8 ns instead of 0.36 ns an
+    element (float32, measured)."""
+    flat_a = pre.reshape(pre.size)
+    flat_out = acc.reshape(acc.size)
     if act == ACT_RELU:
         zero = flat_a.dtype.type(0.0)
         for i in range(flat_a.size):
-            flat_out[i] = max(flat_a[i] + flat_b[i], zero)
+            flat_out[i] = max(flat_a[i] + flat_out[i], zero)
     elif act == ACT_TANH_EXACT:
         for i in range(flat_a.size):
-            flat_out[i] = math.tanh(flat_a[i] + flat_b[i])
+            flat_out[i] = math.tanh(flat_a[i] + flat_out[i])
     else:
         # Rational minimax approximation of tanh on [-7.9, 7.9] (as in Eigen's ptanh_float): only
         # multiply, add and one divide, so LLVM vectorises it (libm tanh costs ~20 ns a call here).
@@ -226,7 +228,7 @@ def _activate_sum(pre_a, pre_b, out, act):
             c(4.89352518554385e-03),
         )
         for i in range(flat_a.size):
-            v = min(max(flat_a[i] + flat_b[i], -clamp), clamp)
+            v = min(max(flat_a[i] + flat_out[i], -clamp), clamp)
             v2 = v * v
             p = ((((((v2 * a13 + a11) * v2 + a9) * v2 + a7) * v2 + a5) * v2 + a3) * v2 + a1) * v
             q = ((v2 * b6 + b4) * v2 + b2) * v2 + b0
@@ -244,7 +246,7 @@ def _recurrence(pre, Wh, h0, hs, act):
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]
         _gemm(h_prev, Wh, hs[t], False, False, 0.0)  # hs[t] serves as scratch: no allocation in the time loop
-        _activate_sum(pre[t], hs[t], hs[t], act)
+        _activate_add(pre[t], hs[t], act)
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
@@ -827,14 +829,16 @@ def _sample_block(
             emb = Wx[out[k, step]]
             for j in range(H):
                 pre[k, j] = emb[j] + bh[0, j]
-        _activate_sum(pre, tmp, h[0], act)
+        _activate_add(pre, tmp, act)
+        h[0][:] = tmp
         for layer in range(1, L):
             _matmul_rows(h[layer - 1], Wu[layer - 1], pre)
             _matmul_rows(h[layer], Wh[layer], tmp)
             for k in range(K):
                 for j in range(H):
                     pre[k, j] += bh[layer, j]
-            _activate_sum(pre, tmp, h[layer], act)
+            _activate_add(pre, tmp, act)
+            h[layer][:] = tmp
     return n
 
 
