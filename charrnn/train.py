@@ -288,6 +288,7 @@ def train(
     with kernels.thread_limit(config.threads):
         bar = tqdm(total=limit_steps, initial=state.step, unit="step", disable=not progress, dynamic_ncols=True,
                    leave=False)  # fmt: skip
+        factor = schedule_factor(config, _progress(config, state, limit_steps, 0.0))  # of the latest step
         try:
             while True:
                 if state.chunk == batches.chunks_per_epoch:  # epoch boundary: reset state, decay lr
@@ -307,7 +308,8 @@ def train(
                         roll_back("non-finite loss or gradient", state.step + 1)
                         continue
                     progress = _progress(config, state, limit_steps, time.perf_counter() - start)
-                    apply_update(model, grad, state, config, schedule_factor(config, progress), norm)
+                    factor = schedule_factor(config, progress)
+                    apply_update(model, grad, state, config, factor, norm)
                     if not math.isfinite(kernels._global_norm(model.flat)):
                         roll_back("the update made weights non-finite", state.step + 1)
                         continue
@@ -322,7 +324,7 @@ def train(
                 if due:
                     state.elapsed = elapsed_before + time.perf_counter() - start
                     val_loss, finite = _evaluate_and_save(model, config, state, val_ids, output, baselines, window,
-                                                          metrics, log)  # fmt: skip
+                                                          metrics, log, state.lr * factor)  # fmt: skip
                     if not finite:
                         roll_back("validation loss is non-finite", state.step)
                         if reason == "diverged":
@@ -395,8 +397,9 @@ def _stop_reason(config, state, batches, limit_steps, start, should_stop) -> str
     return None
 
 
-def _evaluate_and_save(model, config, state, val_ids, output, baselines, window, metrics, log):
-    """Evaluate, then (only if everything is finite) save checkpoints and log. Returns (val_loss, finite)."""
+def _evaluate_and_save(model, config, state, val_ids, output, baselines, window, metrics, log, lr):
+    """Evaluate, then (only if everything is finite) save checkpoints and log. `lr` is the learning rate of
+    the last step (schedule applied), for the metrics. Returns (val_loss, finite)."""
     val_loss = evaluate(model, val_ids, config.batch_size, config.seq_len) if len(val_ids) > 1 else None
     if val_loss is not None and not math.isfinite(val_loss):
         return val_loss, False
@@ -408,7 +411,7 @@ def _evaluate_and_save(model, config, state, val_ids, output, baselines, window,
         state.evals_since_best += 1
     save_checkpoint(output, model, {**checkpoint_meta(config, state), "role": "latest"}, state_arrays(state))
     bits = None if val_loss is None else val_loss / NATS_PER_BIT
-    metrics.append({"step": state.step, "epoch": state.epoch, "elapsed": round(state.elapsed, 3), "lr": state.lr,
+    metrics.append({"step": state.step, "epoch": state.epoch, "elapsed": round(state.elapsed, 3), "lr": lr,
                     "train_loss": window.mean_loss, "val_loss": val_loss, "val_bpc": bits,
                     "chars_per_second": round(window.chars_per_second, 1), "best": improved})  # fmt: skip
     parts = [f"step {state.step} (epoch {state.epoch}):"]
