@@ -54,9 +54,12 @@ def run(train_path: Path, val_path: Path, hidden: int, minutes: float, workdir: 
     metrics_path = output.with_name(f"{output.stem}.metrics.jsonl")
     records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
     last = records[-1] if records else {}
+    best = min((r for r in records if r.get("val_loss") is not None), key=lambda r: r["val_loss"], default={})
     return {
         "hidden": hidden,
+        "layers": info["config"]["num_layers"],
         "minutes": minutes,
+        "best_at_seconds": best.get("elapsed"),
         "best_val_nats": info["best_val_loss_nats"],
         "best_val_bits": info["best_val_loss_bits"],
         "steps": info["steps"],
@@ -74,7 +77,9 @@ def table(results: list[dict], base: dict[int, float]) -> str:
     ]
     for r in sorted(results, key=lambda r: (r["hidden"], r["minutes"])):
         train = f"{r['final_train_nats']:.3f}" if r.get("final_train_nats") is not None else "—"
-        lines.append(f"| charrnn H={r['hidden']} | {r['minutes']:g} min | **{r['best_val_nats']:.3f}** | "
+        options = " ".join(r["options"])
+        name = f"charrnn {r.get('layers', 1)} × {r['hidden']}" + (f" `{options}`" if options else "")
+        lines.append(f"| {name} | {r['minutes']:g} min | **{r['best_val_nats']:.3f}** | "
                      f"{r['best_val_bits']:.3f} | {r['steps']:,} | {train} |")  # fmt: skip
     names = {1: "unigram", 2: "bigram", 3: "trigram", 4: "4-gram", 5: "5-gram"}
     for order, loss in base.items():

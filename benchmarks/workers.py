@@ -114,7 +114,7 @@ def bench_vocab(vocab_size: int):
 def charrnn_model(spec: dict):
     from charrnn.model import Model, ModelConfig
 
-    config = ModelConfig(vocab_size=spec["vocab_size"], hidden_size=spec["hidden"])
+    config = ModelConfig(vocab_size=spec["vocab_size"], hidden_size=spec["hidden"], num_layers=1)
     return Model.initialize(config, bench_vocab(spec["vocab_size"]), np.random.default_rng(0))
 
 

@@ -82,7 +82,7 @@ def train(
         ),
     ] = Path("model.npz"),
     hidden: Annotated[int | None, typer.Option(help="Hidden units per layer [default: 512].")] = None,
-    layers: Annotated[int | None, typer.Option(help="Stacked Elman layers [default: 1].")] = None,
+    layers: Annotated[int | None, typer.Option(help="Stacked Elman layers [default: 2].")] = None,
     activation: Annotated[str | None, typer.Option(help="tanh or relu [default: tanh].")] = None,
     seq_len: Annotated[int, typer.Option(help="Characters per chunk (truncated BPTT length).")] = 64,
     batch_size: Annotated[int, typer.Option(help="Parallel streams per step.")] = 64,

@@ -49,7 +49,7 @@ class ModelConfig:
 
     vocab_size: int
     hidden_size: int = 512
-    num_layers: int = 1
+    num_layers: int = 2
     activation: str = "tanh"
     dtype: str = "float32"
 

@@ -36,3 +36,24 @@ def test_command_has_help_and_is_documented(name, command):
 def test_readme_test_command_is_what_ci_runs():
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
     assert "<!-- test-command -->" in README and "<!-- test-command -->" in ci
+
+
+def test_readme_train_defaults_match_the_code():
+    """The defaults in the README's `charrnn train` table are the ones the code uses."""
+    from charrnn.model import ModelConfig
+    from charrnn.train import TrainConfig
+
+    model, training = ModelConfig(vocab_size=2), TrainConfig()
+    expected = {
+        "--hidden": model.hidden_size,
+        "--layers": model.num_layers,
+        "--seq-len": training.seq_len,
+        "--batch-size": training.batch_size,
+        "--lr": training.lr,
+        "--dropout": training.dropout,
+        "--clip": training.clip,
+    }
+    for option, value in expected.items():
+        rows = [line for line in README.splitlines() if line.startswith(f"| `{option}` |")]
+        assert rows, f"{option} has no row in the README's options table"
+        assert float(rows[0].split("|")[2]) == value, f"README says {option} defaults to {rows[0].split('|')[2]}"
