@@ -93,21 +93,19 @@ def _target(name: str, config: str, goal: str, measured: float | None, ok: bool 
     return {"name": name, "config": config, "target": goal, "measured": measured, "pass": ok}
 
 
+def _ratio_target(summary: dict, kind: str, name: str, hidden: int, goal: float, threads: int) -> dict:
+    """A charrnn/PyTorch ratio target at B=64, T=64."""
+    s = _line(summary, kind, hidden=hidden, batch=64, threads=threads)
+    ratio = s and s["ratio"]
+    return _target(f"{name}, H={hidden}", f"B=64 T=64 threads={threads}", f">= {goal}x", ratio,
+                   None if ratio is None else ratio >= goal)  # fmt: skip
+
+
 def targets(summary: dict, startup: dict | None, memory: dict | None, threads: int) -> list[dict]:
     """Issue 4's targets with the measured values (None and pass None where not measured in this run)."""
     result = []
     for hidden, goal in ((128, 2.0), (256, 2.0), (512, 1.3)):
-        s = _line(summary, "train", hidden=hidden, batch=64, threads=threads)
-        ratio = s and s["ratio"]
-        result.append(
-            _target(
-                f"training vs PyTorch, H={hidden}",
-                f"B=64 T=64 threads={threads}",
-                f">= {goal}x",
-                ratio,
-                None if ratio is None else ratio >= goal,
-            )
-        )
+        result.append(_ratio_target(summary, "train", "training vs PyTorch", hidden, goal, threads))
     s = _line(summary, "sample", hidden=256, batch=1, threads=threads)
     ratio, rate = s and s["ratio"], s and s["charrnn_chars_per_s"]
     config = f"B=1 H=256 threads={threads}"
@@ -116,17 +114,7 @@ def targets(summary: dict, startup: dict | None, memory: dict | None, threads: i
     )
     result.append(_target("sampling chars/s", config, ">= 150000", rate, None if rate is None else rate >= 150_000))
     for hidden in (128, 256, 512):
-        s = _line(summary, "score", hidden=hidden, batch=64, threads=threads)
-        ratio = s and s["ratio"]
-        result.append(
-            _target(
-                f"scoring vs PyTorch forward, H={hidden}",
-                f"B=64 T=64 threads={threads}",
-                ">= 1.8x",
-                ratio,
-                None if ratio is None else ratio >= 1.8,
-            )
-        )
+        result.append(_ratio_target(summary, "score", "scoring vs PyTorch forward", hidden, 1.8, threads))
     warm = startup and startup.get("sample_warm_s")
     result.append(
         _target(
