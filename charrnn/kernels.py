@@ -362,6 +362,33 @@ def _pow2(typingctx, n):  # noqa: ARG001
     return n(n), codegen
 
 
+def _exp_remainder(r):
+    """(e^r - 1 - r) / r² for |r| <= ln2/2, in r's precision (typed by the overload below)."""
+
+
+@overload(_exp_remainder, jit_options={"cache": True, "fastmath": FAST, "error_model": "numpy"})
+def _exp_remainder_overload(r):
+    if r.bitwidth == 32:  # Cephes expf: degree-5 minimax polynomial
+        c = np.float32
+        q5, q4, q3 = c(1.9875691500e-4), c(1.3981999507e-3), c(8.3334519073e-3)
+        q2, q1 = c(4.1665795894e-2), c(1.6666665459e-1)
+
+        def remainder(r):
+            return ((((q5 * r + q4) * r + q3) * r + q2) * r + q1) * r + c(0.5)
+
+        return remainder
+    # float64: Taylor series to r^13 (remainder < 1e-17 for |r| <= ln2/2)
+    k = tuple(1.0 / math.factorial(n) for n in range(2, 14))  # 1/2!, 1/3!, ..., 1/13!
+
+    def remainder(r):
+        p = k[11] * r + k[10]
+        p = (((p * r + k[9]) * r + k[8]) * r + k[7]) * r
+        p = (((p + k[6]) * r + k[5]) * r + k[4]) * r + k[3]
+        return ((p * r + k[2]) * r + k[1]) * r + k[0]
+
+    return remainder
+
+
 @njit(cache=True, fastmath=FAST, error_model="numpy")
 def _exp_sum(values, shift):
     """values[j] = exp(values[j] - shift) in place for values <= shift (1-D, contiguous); returns their sum
@@ -369,38 +396,23 @@ def _exp_sum(values, shift):
     the smallest normal number are flushed to 0; NaN stays NaN (the divergence guard must see it).
     In place on purpose: a separate output aliasing the input would defeat LLVM's overlap check."""
     c = values.dtype.type
-    log2e = c(1.4426950408889634)
-    total = c(0.0)
+    # ln2 split so that n·ln2_hi is exact (Cephes for float32, fdlibm for float64); the normal range
     if values.itemsize == 4:
-        # Cephes expf: ln2 split so that n·ln2_hi is exact; a degree-5 polynomial for (e^r - 1 - r)/r²
         ln2_hi, ln2_lo, lowest, n_min, n_max = c(0.693359375), c(-2.12194440e-4), c(-87.33654), c(-126.0), c(127.0)
-        for j in range(values.size):
-            x = values[j] - shift
-            n = np.rint(x * log2e)
-            r = _mul_add(-n, ln2_lo, _mul_add(-n, ln2_hi, x))
-            p = c(1.9875691500e-4) * r + c(1.3981999507e-3)
-            p = (((p * r + c(8.3334519073e-3)) * r + c(4.1665795894e-2)) * r + c(1.6666665459e-1)) * r + c(0.5)
-            # clamp written constant-first: max(lo, NaN) is lo, so the integer conversion never sees a NaN
-            e = (p * (r * r) + r + c(1.0)) * _pow2(min(n_max, max(n_min, n)))
-            e = c(0.0) if x < lowest else e
-            values[j] = e
-            total += e
     else:
-        # fdlibm's ln2 split; Taylor series to r^13 (remainder < 1e-17 for |r| <= ln2/2)
         ln2_hi, ln2_lo = c(6.93147180369123816490e-01), c(1.90821492927058770002e-10)
         lowest, n_min, n_max = c(-708.3964), c(-1022.0), c(1023.0)
-        for j in range(values.size):
-            x = values[j] - shift
-            n = np.rint(x * log2e)
-            r = _mul_add(-n, ln2_lo, _mul_add(-n, ln2_hi, x))
-            p = c(1.0 / 6227020800.0) * r + c(1.0 / 479001600.0)
-            p = (((p * r + c(1.0 / 39916800.0)) * r + c(1.0 / 3628800.0)) * r + c(1.0 / 362880.0)) * r
-            p = (((p + c(1.0 / 40320.0)) * r + c(1.0 / 5040.0)) * r + c(1.0 / 720.0)) * r + c(1.0 / 120.0)
-            p = ((p * r + c(1.0 / 24.0)) * r + c(1.0 / 6.0)) * r + c(0.5)
-            e = (p * (r * r) + r + c(1.0)) * _pow2(min(n_max, max(n_min, n)))
-            e = c(0.0) if x < lowest else e
-            values[j] = e
-            total += e
+    log2e = c(1.4426950408889634)
+    total = c(0.0)
+    for j in range(values.size):
+        x = values[j] - shift
+        n = np.rint(x * log2e)
+        r = _mul_add(-n, ln2_lo, _mul_add(-n, ln2_hi, x))
+        # clamp written constant-first: max(lo, NaN) is lo, so the integer conversion never sees a NaN
+        e = (_exp_remainder(r) * (r * r) + r + c(1.0)) * _pow2(min(n_max, max(n_min, n)))
+        e = c(0.0) if x < lowest else e
+        values[j] = e
+        total += e
     return total
 
 
