@@ -103,6 +103,14 @@ def state_arrays(state: TrainState) -> dict[str, np.ndarray]:
     return arrays
 
 
+def training_meta(path: str | Path) -> dict[str, Any]:
+    """The metadata of a checkpoint that --resume can continue (its recorded options among them)."""
+    meta = load_checkpoint(path)[1]
+    if meta.get("role") != "latest":
+        raise CharrnnError(f"{path} holds no training state (is it a .best.npz?); resume from the -o file")
+    return meta
+
+
 def resume_state(path: str | Path, vocab: Vocab, config: Any, train_hash: str) -> tuple[Model, TrainState]:
     """Model and TrainState of a "latest" checkpoint, after checking it fits this corpus and config."""
     model, meta, arrays = load_checkpoint(path)
@@ -115,7 +123,8 @@ def resume_state(path: str | Path, vocab: Vocab, config: Any, train_hash: str) -
     saved = meta["train_config"]
     for option, key in (("--optimizer", "optimizer"), ("--batch-size", "batch_size"), ("--seq-len", "seq_len")):
         if saved.get(key) != getattr(config, key):
-            raise CharrnnError(f"{path} was trained with {option} {saved.get(key)}; resume with the same")
+            raise CharrnnError(f"{path} was trained with {option} {saved.get(key)}; a resumed run cannot change it "
+                               f"(leave {option} out to continue with {saved.get(key)})")
     slots = {}
     for slot in optimizer_slots(config.optimizer):
         value = arrays.get(f"optim.{slot}")
