@@ -140,6 +140,33 @@ def resume_state(path: str | Path, vocab: Vocab, config: Any, train_hash: str) -
     return model, state
 
 
+def check_replaceable(output: str | Path, resume: str | Path | None = None, force: bool = False) -> None:
+    """A fresh run must never silently replace trained work: refuse when `output` or the files beside it
+    (<stem>.best.npz, <stem>.metrics.jsonl) exist, unless `force` or `output` is the checkpoint being
+    resumed. The message says what would be replaced."""
+    output = Path(output)
+    if force or (resume is not None and output.exists() and output.resolve() == Path(resume).resolve()):
+        return
+    existing = [path for path in (output, best_path(output), metrics_path(output)) if path.is_file()]
+    if not existing:
+        return
+    what = ""
+    if output.is_file():
+        try:
+            meta = load_checkpoint(output)[1]
+        except CharrnnError:
+            what = " (not a charrnn checkpoint)"
+        else:
+            best = meta.get("best_val_loss")
+            what = f" (a checkpoint trained {meta.get('step', 0)} steps" + (
+                f", best validation {best / 0.6931471805599453:.4f} bits/char)" if best is not None else ")")
+    others = [path.name for path in existing if path != output]
+    replaced = "it" if output.is_file() else str(output)
+    replaced += "".join(f", {name}" for name in others[:-1]) + (f" and {others[-1]}" if others else "")
+    raise CharrnnError(f"{output} exists{what}; a fresh run would replace {replaced}: use --force to replace, "
+                       f"--resume {output} to continue it, or another -o")  # fmt: skip
+
+
 def check_writable(output: Path) -> None:
     """Fail before training, not after an hour of it, if the checkpoint cannot be written."""
     directory = output.parent if str(output.parent) else Path(".")

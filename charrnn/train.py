@@ -188,6 +188,7 @@ def train(
         raise CharrnnError("--resume and --init-from exclude each other (resume continues a run; init-from starts one)")
     if resume is not None:
         model, state = resume_state(resume, vocab, config, train_hash)
+        log(f"resumed {resume} from step {state.step} (epoch {state.epoch}); saving to {output}")
     else:
         rng = np.random.default_rng(config.seed)
         if init_model is None:

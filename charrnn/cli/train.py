@@ -29,10 +29,10 @@ def train(
     ctx: typer.Context,
     corpus: Annotated[list[Path], typer.Argument(help="Text files or directories to train on.", show_default=False)],
     output: Annotated[
-        Path,
+        Path | None,
         typer.Option("-o", "--output", help="Checkpoint to write (latest state; the best model by validation loss "
-                     "goes beside it as <stem>.best.npz)."),
-    ] = Path("model.npz"),  # fmt: skip
+                     "goes beside it as <stem>.best.npz).", show_default="the --resume file, else model.npz"),
+    ] = None,  # fmt: skip
     resume: Annotated[
         Path | None,
         typer.Option(help="Continue from this checkpoint (an -o file) with its recorded options, except those given."),
@@ -48,6 +48,9 @@ def train(
         Path | None,
         typer.Option(help="Where encoded corpora are cached.", show_default="$XDG_CACHE_HOME/charrnn/ids"),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing checkpoint (and its .best.npz, .metrics.jsonl).")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     **options: Any,
 ) -> None:
@@ -55,7 +58,7 @@ def train(
     import os
     from dataclasses import asdict
 
-    from ..checkpointing import training_meta
+    from ..checkpointing import check_replaceable, training_meta
     from ..config import check_values, resume_options
     from ..errors import CharrnnError
     from ..finetune import ARCHITECTURE_OPTIONS, prepare_run
@@ -70,6 +73,8 @@ def train(
         check_values(ModelConfig, architecture)  # before any corpus work
         shown = PreviewConfig(**given(ctx, options, PreviewConfig))
         recorded = training_meta(resume) if resume is not None else None
+        output = output if output is not None else resume if resume is not None else Path("model.npz")
+        check_replaceable(output, resume, force)
         run = resume_options({TrainConfig: given(ctx, options, TrainConfig),
                               DataConfig: given(ctx, options, DataConfig)}, recorded)  # fmt: skip
         if run.overrides:
