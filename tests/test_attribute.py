@@ -113,8 +113,10 @@ def test_cli_bad_input(authors, tmp_path, case):
     good = str(folder / "alice.npz")
     (tmp_path / "corrupt.npz").write_bytes(b"garbage")
     text = "" if case == "empty" else "abc abc"
-    other = {"missing": str(tmp_path / "nope.npz"), "corrupt": str(tmp_path / "corrupt.npz")}.get(case, good)
-    assert_user_error(runner.invoke(app, ["attribute", "-", "-m", good, "-m", other], input=text))
+    other = {"missing": str(tmp_path / "nope.npz"), "corrupt": str(tmp_path / "corrupt.npz"),
+             "empty": str(folder / "bob.npz")}.get(case, good)  # fmt: skip
+    code = 2 if case == "twice" else 1  # the same model twice is a usage mistake
+    assert_user_error(runner.invoke(app, ["attribute", "-", "-m", good, "-m", other], input=text), code)
 
 
 def test_cli_needs_a_model():

@@ -17,8 +17,9 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 1, (result.exit_code, result.output)
+def assert_one_line_error(result, *fragments, code=1):
+    """Exit `code` (1: runtime failure, 2: usage mistake) and one `Error:` line naming the problem."""
+    assert result.exit_code == code, (result.exit_code, result.output)
     assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
@@ -106,7 +107,7 @@ def test_unwritable_output(tmp_path, corpus_file):
      ("--steps", "0", "--steps"), ("--clip", "-1", "--clip"), ("--encoding", "klingon", "klingon")],
 )  # fmt: skip
 def test_nonsense_hyperparameters(corpus_file, option, value, fragment):
-    assert_one_line_error(invoke("train", corpus_file, *SMALL, option, value), fragment)
+    assert_one_line_error(invoke("train", corpus_file, *SMALL, option, value), fragment, code=2)
 
 
 def test_bad_resume_files(tmp_path, corpus_file, trained):

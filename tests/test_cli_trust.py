@@ -75,3 +75,72 @@ def test_resume_into_another_existing_file_needs_force(tmp_path, corpus_file, tr
     assert result.exit_code == 0, result.output
     assert load_checkpoint(tmp_path / "new.npz")[1]["step"] == 9 and load_checkpoint(trained)[1]["step"] == 6
     assert np.isfinite(load_checkpoint(tmp_path / "new.npz")[0].flat).all()
+
+
+# ---- 2. options that explain themselves; exit codes; --version; completion ----
+
+
+def help_text(*command):
+    return " ".join(invoke(*command, "--help").output.replace("│", " ").split())  # undo the help's wrapping
+
+
+def test_help_shows_defaults_and_choices_and_keeps_brackets():
+    text = help_text("train")
+    for fragment in ("--hidden <int> Hidden units per layer. [default: 512]", "[default: 2]",
+                     "<tanh|relu>", "[default: tanh]", "<float32|float64>", "<adam|rmsprop|adagrad|sgd>",
+                     "[default: (at each evaluation)]", "[default: ($XDG_CACHE_HOME/charrnn/ids)]"):  # fmt: skip
+        assert fragment in text, fragment
+    assert "pip install 'charrnn[plot]'" in help_text("curves") and "<step|time>" in help_text("curves")
+
+
+@pytest.mark.parametrize(
+    "args, code, fragment",
+    [(["train", "c.txt", "--activation", "gelu"], 2, "'gelu' is not one of 'tanh', 'relu'"),
+     (["train", "c.txt", "--optimizer", "lion"], 2, "--optimizer"),
+     (["train", "c.txt", "--hidden", "abc"], 2, "--hidden"),
+     (["train", "c.txt", "--hidden", "0"], 2, "--hidden must be >= 1, got 0"),
+     (["train", "c.txt", "--seed", str(2**53)], 2, "--seed must be in [0, 2^53)"),
+     (["train", "c.txt", "--resume", "a.npz", "--init-from", "b.npz"], 2, "exclude each other"),
+     (["curves", "m.npz", "--x", "epoch"], 2, "'epoch' is not one of 'step', 'time'"),
+     (["train", "c.txt", "--no-such-option"], 2, "--no-such-option"),
+     (["no-such-command"], 2, "no-such-command"),
+     (["train", "missing.txt"], 1, "missing.txt does not exist"),
+     (["info", "missing.npz"], 1, "missing.npz does not exist")],
+)  # fmt: skip
+def test_usage_mistakes_exit_2_and_runtime_errors_exit_1(corpus_file, args, code, fragment):
+    corpus_file.rename("c.txt")  # the working directory is tmp_path
+    result = invoke(*args)
+    assert result.exit_code == code, result.output
+    lines = error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], lines
+
+
+def test_ctrl_c_exits_130(tmp_path, monkeypatch):
+    import charrnn.model
+
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(charrnn.model, "checkpoint_info", interrupted)
+    result = invoke("info", tmp_path / "m.npz")
+    assert result.exit_code == 130 and error_lines(result) == ["Interrupted."]
+
+
+def test_version():
+    import charrnn
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"charrnn {charrnn.__version__}"
+
+
+def test_shell_completion_completes_commands_and_choices():
+    def complete(words, index):
+        env = {"_CHARRNN_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(index)}
+        result = runner.invoke(app, [], env=env, prog_name="charrnn")
+        assert result.exit_code == 0, result.output
+        return result.stdout.split()
+
+    assert complete("charrnn tra", 1) == ["train"]
+    assert complete("charrnn train c.txt --activation ", 4) == ["tanh", "relu"]
+    script = invoke("--show-completion", "bash")
+    assert script.exit_code == 0 and "_CHARRNN_COMPLETE=complete_bash" in script.stdout

@@ -135,12 +135,14 @@ def test_cli_reports_unknown_characters(model_file):
 
 @pytest.mark.parametrize(
     "args",
-    [["--text", ""], ["--text", "a"], ["--text", "abz"], [], ["missing.txt"], ["-", "--text", "ab"],
-     ["--text", "ab", "--unk", "map:Q"], ["--text", "ab", "--alternatives", "-1"]],
+    [(["--text", ""], 1), (["--text", "a"], 1), (["--text", "abz"], 1), ([], 2), (["missing.txt"], 1),
+     (["-", "--text", "ab"], 2), (["--text", "ab", "--unk", "map:Q"], 1),
+     (["--text", "ab", "--alternatives", "-1"], 2)],
 )  # fmt: skip
 def test_cli_bad_input_is_one_line_error(model_file, args):
+    args, code = args
     result = runner.invoke(app, ["score", str(model_file), *args])
-    assert_user_error(result)
+    assert_user_error(result, code)
 
 
 def test_cli_empty_stdin_and_bad_models(model_file, tmp_path):

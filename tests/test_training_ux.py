@@ -45,7 +45,7 @@ def test_samples_are_shown_at_each_evaluation(tmp_path, corpus_file):
                    "--sample-every", "0", *SMALL)  # fmt: skip
     assert quiet.exit_code == 0 and "sample at step" not in quiet.stderr
     bad = invoke("train", corpus_file, "--sample-temperatures", "0.5,-1", *SMALL)
-    assert bad.exit_code == 1 and bad.stderr.startswith("Error: --sample-temperatures")
+    assert bad.exit_code == 2 and bad.stderr.startswith("Error: --sample-temperatures")
 
 
 def test_sampling_does_not_perturb_training(tmp_path):
@@ -196,7 +196,7 @@ def test_patience_stops_and_keeps_the_best(tmp_path, corpus_file, monkeypatch):
 
 def test_patience_needs_validation(tmp_path, corpus_file):
     result = invoke("train", corpus_file, "--val-frac", "0", "--patience", "2", *SMALL)
-    assert result.exit_code == 1 and "--patience needs validation text" in result.stderr
+    assert result.exit_code == 2 and "--patience needs validation text" in result.stderr
 
 
 def test_new_commands_and_options_have_help():

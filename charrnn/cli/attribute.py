@@ -19,7 +19,7 @@ def attribute(
 ) -> None:
     """Which model explains a text best: bits/char and posterior (uniform prior) per model. Characters
     outside the vocabulary shared by all models are removed for every model, and reported."""
-    from ..errors import CharrnnError
+    from ..errors import OptionError
     from ..generate import compute_threads
     from ..model import load_model
     from ..report import attribution_text
@@ -30,7 +30,7 @@ def attribute(
         stems = [path.stem for path in models]
         names = [path.stem if stems.count(path.stem) == 1 else str(path) for path in models]
         if len(set(names)) != len(names):
-            raise CharrnnError("the same model is given twice")
+            raise OptionError("the same model is given twice")
         body, name = read_source(source)
         loaded = {label: load_model(path) for label, path in zip(names, models, strict=True)}
         with compute_threads(threads):

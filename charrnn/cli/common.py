@@ -12,14 +12,18 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import CharrnnError
+from ..errors import CharrnnError, OptionError
 
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn expected failures into one line on stderr and a non-zero exit."""
+    """Turn expected failures into one line on stderr and a non-zero exit: 2 for a bad option value (a
+    usage mistake, as Click's own), 1 for everything else."""
     try:
         yield
+    except OptionError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(2) from None
     except CharrnnError as error:
         typer.echo(f"Error: {error}", err=True)
         raise typer.Exit(1) from None

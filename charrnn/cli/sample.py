@@ -12,11 +12,11 @@ from .common import ModelArgument, ThreadsOption, UnkOption, echo_json, user_err
 
 
 def read_prime(prime: str | None, prime_file: Path | None) -> str:
-    from ..errors import CharrnnError
+    from ..errors import OptionError
     from ..score import read_source
 
     if prime is not None and prime_file is not None:
-        raise CharrnnError("give --prime or --prime-file, not both")
+        raise OptionError("give --prime or --prime-file, not both")
     return read_source(prime_file)[0] if prime_file is not None else (prime or "")
 
 
@@ -37,13 +37,18 @@ def sample(
     threads: ThreadsOption = 1,  # the per-step products are small: a second BLAS thread costs more than it saves
 ) -> None:
     """Generate text from MODEL, streamed to stdout as it is produced."""
-    from ..generate import compute_threads
+    from ..errors import CharrnnError, OptionError
+    from ..generate import check_sampling_options, compute_threads
     from ..generate import sample as start_sampling
     from ..model import load_model
     from ..report import sample_record
     from ..vocab import parse_unk_option
 
     with user_errors():
+        try:  # every problem it finds is an option value (a usage mistake): exit 2 before the model is read
+            check_sampling_options(length, temperature, top_k, top_p, num_samples, 1)
+        except CharrnnError as error:
+            raise OptionError(str(error)) from None
         text = read_prime(prime, prime_file)
         loaded = load_model(model)
         with compute_threads(threads):

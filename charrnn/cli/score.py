@@ -17,7 +17,7 @@ def score(
     ] = None,
     text: Annotated[str | None, typer.Option("--text", help="Score this string instead of a file.")] = None,
     per_char: Annotated[bool, typer.Option("--per-char", help="A row per character: probability, surprisal.")] = False,
-    alternatives: Annotated[int, typer.Option(help="Most likely alternatives shown with --per-char.")] = 3,
+    alternatives: Annotated[int, typer.Option(help="Most likely alternatives shown with --per-char.", min=0)] = 3,
     per_line: Annotated[bool, typer.Option("--per-line", help="Bits/char of each line.")] = False,
     baseline: Annotated[
         Path | None,
@@ -29,7 +29,7 @@ def score(
 ) -> None:
     """Log-likelihood of a text under MODEL: nats, bits, bits/char, perplexity. The first character only
     conditions; characters 2..N are scored from a zero state."""
-    from ..errors import CharrnnError
+    from ..errors import OptionError
     from ..generate import compute_threads
     from ..model import load_model
     from ..report import score_record, score_text
@@ -39,9 +39,7 @@ def score(
 
     with user_errors():
         if (source is None) == (text is None):
-            raise CharrnnError("give a FILE (or - for stdin) or --text, exactly one")
-        if alternatives < 0:
-            raise CharrnnError(f"--alternatives must be >= 0, got {alternatives}")
+            raise OptionError("give a FILE (or - for stdin) or --text, exactly one")
         body, name = (text, "--text") if text is not None else read_source(source)
         loaded = load_model(model)
         with compute_threads(threads):

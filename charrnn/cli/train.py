@@ -60,7 +60,7 @@ def train(
 
     from ..checkpointing import check_replaceable, training_meta
     from ..config import check_values, resume_options
-    from ..errors import CharrnnError
+    from ..errors import CharrnnError, OptionError
     from ..finetune import ARCHITECTURE_OPTIONS, prepare_run
     from ..idcache import default_cache_dir
     from ..preview import SamplePreview
@@ -69,6 +69,11 @@ def train(
     from ..vocab import parse_unk_option
 
     with user_errors():
+        if resume is not None and init_from is not None:
+            raise OptionError("--resume and --init-from exclude each other (resume continues a run; init-from "
+                              "starts one)")  # fmt: skip
+        if extend_vocab and init_from is None:
+            raise OptionError("--extend-vocab needs --init-from (a fresh run's vocabulary is the corpus's own)")
         architecture = given(ctx, options, ModelConfig)
         check_values(ModelConfig, architecture)  # before any corpus work
         shown = PreviewConfig(**given(ctx, options, PreviewConfig))
