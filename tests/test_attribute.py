@@ -98,11 +98,11 @@ def test_cli_json_and_text(authors):
     args = ["attribute", "-", "-m", str(folder / "alice.npz"), "-m", str(folder / "bob.npz"), "--by-paragraph"]
     result = runner.invoke(app, [*args, "--json"], input=text)
     assert result.exit_code == 0, result.output
-    out = json.loads(result.stdout)
-    assert out["best"] == "bob" and set(out["models"]) == {"alice", "bob"}
+    *paragraphs, out = [json.loads(line) for line in result.stdout.splitlines()]  # JSON lines, summary last
+    assert out["kind"] == "attribution" and out["best"] == "bob" and set(out["models"]) == {"alice", "bob"}
     assert {"log_likelihood_nats", "bits_per_char", "posterior"} == set(out["models"]["bob"])
     assert abs(sum(m["posterior"] for m in out["models"].values()) - 1) < 1e-9
-    assert [p["best"] for p in out["paragraphs"]] == ["bob"] * 3
+    assert [p["kind"] for p in paragraphs] == ["paragraph"] * 3 and [p["best"] for p in paragraphs] == ["bob"] * 3
     plain = runner.invoke(app, args, input=text)
     assert plain.exit_code == 0 and "verdict: bob" in plain.stdout
 

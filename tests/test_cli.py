@@ -40,7 +40,7 @@ def test_train_then_info(trained):
     details = json.loads(result.stdout)
     assert details["steps"] == 5 and details["config"]["hidden_size"] == 8
     assert details["total_parameters"] == sum(row["count"] for row in details["parameters"])
-    assert details["best_val_loss_bits"] == pytest.approx(details["best_val_loss_nats"] / np.log(2))
+    assert details["best_val_bits_per_char"] == pytest.approx(details["best_val_nats_per_char"] / np.log(2))
     text = invoke("info", trained).stdout
     assert "Wh" in text and "total" in text and "best validation" in text
 

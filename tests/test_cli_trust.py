@@ -2,6 +2,7 @@
 that pipes. One test (or more) per point."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,7 +122,7 @@ def test_ctrl_c_exits_130(tmp_path, monkeypatch):
     def interrupted(path):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(charrnn.model, "checkpoint_info", interrupted)
+    monkeypatch.setattr(charrnn.model, "load_checkpoint", interrupted)
     result = invoke("info", tmp_path / "m.npz")
     assert result.exit_code == 130 and error_lines(result) == ["Interrupted."]
 
@@ -144,3 +145,72 @@ def test_shell_completion_completes_commands_and_choices():
     assert complete("charrnn train c.txt --activation ", 4) == ["tanh", "relu"]
     script = invoke("--show-completion", "bash")
     assert script.exit_code == 0 and "_CHARRNN_COMPLETE=complete_bash" in script.stdout
+
+
+# ---- 3. one JSON convention (docs/json.md) ----
+
+DOCS = (Path(__file__).resolve().parents[1] / "docs" / "json.md").read_text(encoding="utf-8")
+RETIRED = {"val_bpc", "val_loss", "train_loss", "best_val_loss_bits", "best_val_loss_nats", "model_bits_per_char",
+           "log_prob_model", "log_prob_sampling", "baselines_nats_per_char", "elapsed"}  # fmt: skip
+
+
+def json_lines(result):
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def keys(value, prefix=""):
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield key
+            if key not in ("unknown", "models", "excluded", "config", "train_config", "data_config", "extract"):
+                yield from keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from keys(inner)
+
+
+def test_every_json_record_follows_the_documented_convention(tmp_path, corpus_file, trained):
+    (tmp_path / "two.txt").write_text("ab ab\n\nba ba ab\n")
+    commands = [
+        ["train", corpus_file, "-o", tmp_path / "j.npz", "--steps", "2", "--json", *SMALL],
+        ["info", trained, "--json"],
+        ["sample", trained, "-n", "20", "--num-samples", "2", "--json"],
+        ["score", trained, "--text", "abc a\nbc", "--per-char", "--per-line", "--baseline", corpus_file, "--json"],
+        ["attribute", tmp_path / "two.txt", "-m", trained, "--by-paragraph", "--json"],
+        ["curves", trained, "--json"],
+        ["corpus", "list", "--json"],
+        ["corpus", "synth", "markov", "-o", tmp_path / "s.txt", "--length", "100", "--json"],
+    ]
+    kinds = set()
+    for command in commands:
+        for record in json_lines(invoke(*command)):
+            kind = record["kind"]
+            kinds.add(kind)
+            assert f'`"{kind}"`' in DOCS, f"kind {kind} is not documented in docs/json.md"
+            for key in set(keys(record)):
+                assert f"`{key}`" in DOCS, f"{command[0]}: field {key} is not documented in docs/json.md"
+                assert key not in RETIRED, f"{command[0]}: {key} is a retired name"
+    assert kinds == {"train", "info", "sample", "char", "line", "score", "paragraph", "attribution", "metrics",
+                     "curves", "corpus", "synth"}  # fmt: skip
+
+
+def test_per_char_json_streams_one_line_per_character(trained):
+    text = "abcdefgh " * 200
+    lines = invoke("score", trained, "--text", text, "--per-char", "--json").stdout.splitlines()
+    assert len(lines) == len(text)  # one line per scored character, then the summary: each parses alone
+    assert [json.loads(line)["kind"] for line in lines] == ["char"] * (len(text) - 1) + ["score"]
+
+
+def test_a_random_sample_seed_survives_a_double_and_reproduces_the_text(trained):
+    first = json_lines(invoke("sample", trained, "-n", "30", "--json"))[0]
+    assert 0 <= first["seed"] < 2**53 and float(first["seed"]) == first["seed"]
+    again = json_lines(invoke("sample", trained, "-n", "30", "--json", "--seed", int(float(first["seed"]))))[0]
+    assert again["text"] == first["text"]
+    assert invoke("sample", trained, "--seed", 2**53).exit_code == 2
+
+
+def test_train_and_corpus_get_have_json(tmp_path, corpus_file, trained):
+    [record] = json_lines(invoke("train", corpus_file, "--resume", trained, "--steps", "8", "--json", "-q"))
+    assert record["kind"] == "train" and record["steps"] == 8 and record["output"] == str(trained)
+    assert record["best_val_bits_per_char"] == pytest.approx(record["best_val_nats_per_char"] / np.log(2))

@@ -217,9 +217,10 @@ def test_cli_json_one_object_per_sample(model_file):
     objects = [json.loads(line) for line in result.stdout.splitlines()]
     assert [o["sample"] for o in objects] == [0, 1, 2]
     for o in objects:
-        assert {"text", "log_prob_sampling", "log_prob_model", "seed", "prime", "stopped"} <= set(o)
-        assert len(o["text"]) == 25 and o["seed"] == 1
-        assert o["log_prob_model"] <= 0
+        assert {"kind", "text", "sampling_log_likelihood_nats", "log_likelihood_nats", "bits_per_char", "seed",
+                "prime", "stopped"} <= set(o)  # fmt: skip
+        assert len(o["text"]) == 25 and o["seed"] == 1 and o["kind"] == "sample"
+        assert o["log_likelihood_nats"] <= 0
 
 
 def test_cli_same_seed_same_bytes(model_file):

@@ -118,9 +118,13 @@ def test_cli_file_stdin_and_text_agree(model_file, tmp_path):
 def test_cli_per_char_and_per_line(model_file):
     result = runner.invoke(app, ["score", str(model_file), "--text", TEXT, "--per-char", "--per-line", "--json"])
     assert result.exit_code == 0, result.output
-    out = json.loads(result.stdout)
-    assert len(out["per_char"]) == len(TEXT) - 1 and len(out["per_char"][0]["alternatives"]) == 3
-    assert len(out["lines"]) == len(TEXT.splitlines())
+    records = [json.loads(line) for line in result.stdout.splitlines()]  # JSON lines: chars, lines, summary
+    chars = [r for r in records if r["kind"] == "char"]
+    lines = [r for r in records if r["kind"] == "line"]
+    assert len(chars) == len(TEXT) - 1 and len(chars[0]["alternatives"]) == 3
+    assert len(lines) == len(TEXT.splitlines()) and records[-1]["kind"] == "score"
+    assert records == chars + lines + records[-1:]
+    assert sum(r["log_likelihood_nats"] for r in lines) == pytest.approx(records[-1]["log_likelihood_nats"])
     text = runner.invoke(app, ["score", str(model_file), "--text", TEXT, "--per-char", "--per-line"])
     assert text.exit_code == 0 and "bits/char" in text.stdout and "perplexity" in text.stdout
 
@@ -164,8 +168,8 @@ def test_score_baseline_beside_the_model(tmp_path):
     train.write_text(TEXT * 20)
     result = CliRunner().invoke(app, ["score", str(tmp_path / "m.npz"), str(train), "--baseline", str(train), "--json"])
     assert result.exit_code == 0, result.output
-    baselines = json.loads(result.stdout)["baselines_nats_per_char"]
-    assert sorted(int(k) for k in baselines) == [1, 2, 3, 4, 5]
-    assert baselines["5"] < baselines["1"]
+    baselines = {row["order"]: row["nats_per_char"] for row in json.loads(result.stdout)["baselines"]}
+    assert sorted(baselines) == [1, 2, 3, 4, 5]
+    assert baselines[5] < baselines[1]
     text_result = CliRunner().invoke(app, ["score", str(tmp_path / "m.npz"), str(train), "--baseline", str(train)])
     assert "5-gram baseline" in text_result.stdout

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import JsonOption, ThreadsOption, echo_json, user_errors
+from .common import JsonOption, ThreadsOption, emit, user_errors
 
 
 def attribute(
@@ -22,7 +22,7 @@ def attribute(
     from ..errors import OptionError
     from ..generate import compute_threads
     from ..model import load_model
-    from ..report import attribution_text
+    from ..report import attribution_records, attribution_text
     from ..score import attribute as run_attribution
     from ..score import read_source
 
@@ -35,8 +35,9 @@ def attribute(
         loaded = {label: load_model(path) for label, path in zip(names, models, strict=True)}
         with compute_threads(threads):
             result = run_attribution(body, loaded, by_paragraph=by_paragraph)
-        record = {"source": name, **result.to_dict()}
+        paragraphs, summary = attribution_records(name, result)
         if as_json:
-            echo_json(record)
+            for record in [*paragraphs, summary]:
+                emit(record)
         else:
-            typer.echo(attribution_text(record))
+            typer.echo(attribution_text(summary, paragraphs))

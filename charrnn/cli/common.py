@@ -54,13 +54,14 @@ def graceful_interrupt() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def echo_json(record: Any, indent: int | None = 2) -> None:
-    typer.echo(json.dumps(record, indent=indent))
+def emit(record: dict[str, Any]) -> None:
+    """Print one record as one line of JSON (the convention of docs/json.md: JSON lines everywhere)."""
+    typer.echo(json.dumps(record))
 
 
 ModelArgument = Annotated[Path, typer.Argument(help="Checkpoint (.npz).", show_default=False)]
 ThreadsOption = Annotated[int, typer.Option("--threads", help="Threads for BLAS and kernels (0: all cores).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON records, one per line (docs/json.md).")]
 UnkOption = Annotated[
     str, typer.Option("--unk", help="Characters not in the model's vocabulary: error, skip or map:<char>.")
 ]

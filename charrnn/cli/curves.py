@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import JsonOption, echo_json, user_errors
+from .common import JsonOption, emit, user_errors
 from .options import choice_type, escape
 
 Axis = choice_type("Axis", ("step", "time"))
@@ -38,8 +38,10 @@ def curves(
                                                   ascii_only)  # fmt: skip
         written = curves_png(records, png, title=str(model)) if png is not None else None
     if as_json:
-        echo_json({"metrics_file": str(path), "png": None if written is None else str(written), "records": records},
-                  indent=None)  # fmt: skip
+        for record in records:
+            emit({"kind": "metrics", **record})
+        emit({"kind": "curves", "metrics_file": str(path), "png": None if written is None else str(written),
+              "evaluations": len(records)})  # fmt: skip
         return
     typer.echo(plot)
     if written is not None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import JsonOption, ModelArgument, ThreadsOption, UnkOption, echo_json, user_errors
+from .common import JsonOption, ModelArgument, ThreadsOption, UnkOption, emit, user_errors
 
 
 def score(
@@ -32,8 +32,9 @@ def score(
     from ..errors import OptionError
     from ..generate import compute_threads
     from ..model import load_model
-    from ..report import score_record, score_text
-    from ..score import line_scores, ngram_baselines, per_char_rows, read_source
+    from ..report import char_header, char_records, char_text, line_header, line_records, line_text, score_record
+    from ..report import score_text as summary_text
+    from ..score import line_scores, ngram_baselines, read_source
     from ..score import score_text as score_under
     from ..vocab import parse_unk_option
 
@@ -45,9 +46,20 @@ def score(
         with compute_threads(threads):
             result = score_under(loaded, body, parse_unk_option(unk), top=alternatives if per_char else 0, where=name)
         baselines = ngram_baselines(loaded, baseline, body, parse_unk_option(unk)) if baseline is not None else None
-        record = score_record(name, str(model), result, per_char_rows(result, loaded) if per_char else None,
-                              line_scores(result, loaded) if per_line else None, baselines)  # fmt: skip
+        # rows stream, one line each, before the summary record
+        tables = [(per_char, char_header, lambda: char_records(result, loaded.vocab.chars), char_text),
+                  (per_line, line_header, lambda: line_records(line_scores(result, loaded)), line_text)]  # fmt: skip
+        for wanted, header, records, text_of in tables:
+            if wanted:
+                if not as_json:
+                    typer.echo(header())
+                for row in records():
+                    if as_json:
+                        emit(row)
+                    else:
+                        typer.echo(text_of(row))
+        record = score_record(name, str(model), result, baselines)
         if as_json:
-            echo_json(record)
+            emit(record)
         else:
-            typer.echo(score_text(record, str(baseline)))
+            typer.echo(summary_text(record, str(baseline)))

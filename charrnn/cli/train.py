@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from ..config import DataConfig, ModelConfig, PreviewConfig, TrainConfig
-from .common import graceful_interrupt, user_errors
+from .common import emit, graceful_interrupt, user_errors
 from .options import config_options, given
 
 
@@ -52,6 +52,9 @@ def train(
         bool, typer.Option("--force", help="Replace an existing checkpoint (and its .best.npz, .metrics.jsonl).")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="At the end, print the run's summary as a JSON record (docs/json.md).")
+    ] = False,
     **options: Any,
 ) -> None:
     """Train a character-level RNN on CORPUS and write a checkpoint."""
@@ -108,6 +111,8 @@ def train(
                 on_sample=show_samples, train_hash=data.train_hash, metadata={"data_config": asdict(run.data)},
             )  # fmt: skip
         record = train_record(result, run.train.max_rollbacks)
+        if as_json:  # also when training diverged or was interrupted: the record says so
+            emit(record)
         if result.stop_reason == "diverged":
             raise CharrnnError(train_text(record))
         typer.echo(train_text(record), err=True)
