@@ -214,3 +214,111 @@ def test_train_and_corpus_get_have_json(tmp_path, corpus_file, trained):
     [record] = json_lines(invoke("train", corpus_file, "--resume", trained, "--steps", "8", "--json", "-q"))
     assert record["kind"] == "train" and record["steps"] == 8 and record["output"] == str(trained)
     assert record["best_val_bits_per_char"] == pytest.approx(record["best_val_nats_per_char"] / np.log(2))
+
+
+# ---- 4. progress: a total and ETA under --time, a compile notice, tqdm's terminal detection ----
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_charrnn(args, terminal, extra_env=None):
+    """(exit status, stderr) of `python -m charrnn ARGS` in a real process, its stderr a pseudo-terminal or
+    a pipe."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TQDM_")}
+    env.update(PYTHONPATH=str(ROOT), **(extra_env or {}))
+    command = [sys.executable, "-m", "charrnn", *map(str, args)]
+    if not terminal:
+        done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
+        return done.returncode, done.stderr.decode()
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a 120-column terminal
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 1 << 16)
+        except OSError:  # the process closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return process.wait(timeout=300), b"".join(chunks).decode(errors="replace")
+
+
+def test_the_bar_is_drawn_on_a_terminal_only_and_obeys_tqdm_disable(tmp_path, corpus_file):
+    args = ["train", corpus_file, "--steps", "10", "--eval-every", "5", "--hidden", "8", "--batch-size", "4",
+            "--seq-len", "8", "--sample-every", "0", "--force", "-o", tmp_path / "p.npz"]  # fmt: skip
+    status, terminal = run_charrnn(args, terminal=True)
+    assert status == 0 and "/10 [" in terminal and "step" in terminal, terminal
+    status, piped = run_charrnn(args, terminal=False)
+    assert status == 0 and "/10 [" not in piped and "\r" not in piped, piped
+    status, disabled = run_charrnn(args, terminal=True, extra_env={"TQDM_DISABLE": "1"})
+    assert status == 0 and "/10 [" not in disabled and "reading corpus" not in disabled, disabled
+    assert "reading corpus" in terminal  # the encoding bar follows the same rule
+
+
+def test_a_time_budget_bar_counts_seconds(tmp_path, corpus_file):
+    args = ["train", corpus_file, "--time", "2", "--eval-every", "1000000", "--hidden", "8", "--batch-size", "4",
+            "--seq-len", "8", "--sample-every", "0", "--force", "-o", tmp_path / "t.npz"]  # fmt: skip
+    status, terminal = run_charrnn(args, terminal=True)
+    assert status == 0 and "/2 s [" in terminal and "<" in terminal, terminal  # a total and a remaining time
+
+
+class Terminal:
+    """A text sink that says it is a terminal, so tqdm draws into it."""
+
+    def __init__(self):
+        import io
+
+        self.buffer = io.StringIO()
+
+    def write(self, text):
+        return self.buffer.write(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+
+def test_compile_notice_and_the_first_step_kept_out_of_the_rate(monkeypatch):
+    import time
+
+    import charrnn.progress
+    from charrnn.progress import TrainingBar
+
+    monkeypatch.setattr(charrnn.progress, "kernels_compiled", lambda: False)
+    logged = []
+    bar = TrainingBar(True, 100, None, 0, logged.append, file=Terminal())
+    bar.step_starting()
+    time.sleep(0.3)  # the compiling first step
+    bar.step_done(1, {})
+    bar.step_starting()
+    bar.step_done(2, {})
+    assert logged[0].startswith("compiling kernels (first run, ~") and logged[1].startswith("kernels compiled in")
+    assert len(logged) == 2 and bar.bar.format_dict["elapsed"] < 0.2  # the 0.3 s are not in the rate
+    bar.close()
+    monkeypatch.setattr(charrnn.progress, "kernels_compiled", lambda: True)
+    quiet = []
+    bar = TrainingBar(True, 100, None, 0, quiet.append, file=Terminal())
+    bar.step_starting()
+    bar.step_done(1, {})
+    bar.close()
+    assert quiet == []
+
+
+def test_the_kernel_cache_check_sees_compiled_kernels(trained):
+    from charrnn.progress import kernels_compiled
+
+    assert kernels_compiled() is True  # training `trained` compiled and cached them

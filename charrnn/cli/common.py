@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -52,6 +53,13 @@ def graceful_interrupt() -> Iterator[list[bool]]:
         yield requested
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def show_bars(quiet: bool) -> bool:
+    """Whether library progress bars that take a plain on/off switch should draw: not under -q, only on a
+    terminal, and not under TQDM_DISABLE (which, as tqdm reads it, disables whenever set non-empty). The
+    training bar makes this choice itself (charrnn/progress.py)."""
+    return not quiet and sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE")
 
 
 def emit(record: dict[str, Any]) -> None:

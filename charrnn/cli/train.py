@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from ..config import DataConfig, ModelConfig, PreviewConfig, TrainConfig
-from .common import emit, graceful_interrupt, user_errors
+from .common import emit, graceful_interrupt, show_bars, user_errors
 from .options import config_options, given
 
 
@@ -93,7 +93,7 @@ def train(
             corpus, {name: architecture.get(name) for name in ARCHITECTURE_OPTIONS}, resume=resume,
             init_from=init_from, extend=extend_vocab, unk=parse_unk_option(data_options.unk), seed=run.train.seed,
             val_frac=data_options.val_frac, val_file=data_options.val_file, encoding=data_options.encoding,
-            errors=data_options.errors, progress=not quiet,
+            errors=data_options.errors, progress=show_bars(quiet),
             cache_dir=cache_dir if cache_dir is not None else default_cache_dir(dict(os.environ)),
         )  # fmt: skip
         for note in start.notes:
