@@ -322,3 +322,48 @@ def test_the_kernel_cache_check_sees_compiled_kernels(trained):
     from charrnn.progress import kernels_compiled
 
     assert kernels_compiled() is True  # training `trained` compiled and cached them
+
+
+# ---- 6. the checkpoint as a model card ----
+
+
+def test_the_checkpoint_records_where_it_came_from_and_info_shows_it(tmp_path, corpus_file):
+    import hashlib
+    from datetime import datetime
+
+    import charrnn.provenance
+
+    model = tmp_path / "card.npz"
+    first = invoke("train", corpus_file, "-o", model, "--steps", "4", "--description", "a test model", *SMALL)
+    assert first.exit_code == 0, first.output
+    created = json.loads(invoke("info", model, "--json").stdout)["created_at"]
+    resumed = invoke("train", corpus_file, "--resume", model, "--steps", "6", "--lr", "0.001", "-q")
+    assert resumed.exit_code == 0, resumed.output
+    card = json.loads(invoke("info", model, "--json").stdout)
+    assert card["charrnn_version"] == charrnn.provenance.version() and card["created_at"] == created
+    assert datetime.fromisoformat(card["created_at"]).tzinfo is not None
+    assert card["description"] == "a test model"  # kept through the resume
+    assert card["commands"] == [
+        f"charrnn train {corpus_file} --output {model} -q --description 'a test model' --hidden 8 --seq-len 8 "
+        "--batch-size 4 --steps 4 --sample-every 0",  # arguments, then options in --help's order
+        f"charrnn train {corpus_file} --resume {model} -q --lr 0.001 --steps 6",
+    ]
+    data = corpus_file.read_bytes()
+    assert card["corpora"] == [{"path": str(corpus_file), "role": "train", "size_bytes": len(data),
+                                "sha256": hashlib.sha256(data).hexdigest()}]  # fmt: skip
+    assert card["train_config"]["lr"] == 0.001 and card["data_config"]["val_frac"] == 0.1
+    assert card["role"] == "latest" and card["elapsed_seconds"] > 0
+    text = invoke("info", model).stdout
+    for fragment in ("description: a test model", f"created: {created} by charrnn", "command: charrnn train",
+                     "resumed: charrnn train", f"corpus (train): {corpus_file}, {len(data):,} bytes, sha256",
+                     "training options: --seq-len 8 --batch-size 4 --lr 0.001", "data options: --val-frac 0.1",
+                     "role: latest"):  # fmt: skip
+        assert fragment in text, fragment
+
+
+def test_a_fine_tuned_checkpoint_names_its_origin(tmp_path, corpus_file, trained):
+    result = invoke("train", corpus_file, "--init-from", trained, "-o", tmp_path / "ft.npz", "--steps", "2", *SMALL)
+    assert result.exit_code == 0, result.output
+    card = json.loads(invoke("info", tmp_path / "ft.npz", "--json").stdout)
+    assert card["fine_tuned_from"] == str(trained) and card["description"] is None
+    assert f"fine-tuned from: {trained}" in invoke("info", tmp_path / "ft.npz").stdout

@@ -55,14 +55,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import PackageNotFoundError, version
+        from ..provenance import version
 
-        try:
-            typer.echo(f"charrnn {version('charrnn')}")
-        except PackageNotFoundError:  # running from a source tree that was never installed
-            from .. import __version__
-
-            typer.echo(f"charrnn {__version__}")
+        typer.echo(f"charrnn {version()}")
         raise typer.Exit()
 
 

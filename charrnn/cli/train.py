@@ -15,7 +15,7 @@ import typer
 
 from ..config import DataConfig, ModelConfig, PreviewConfig, TrainConfig
 from .common import emit, graceful_interrupt, show_bars, user_errors
-from .options import config_options, given
+from .options import command_line, config_options, given
 
 
 def _log(message: str) -> None:
@@ -52,6 +52,9 @@ def train(
         bool, typer.Option("--force", help="Replace an existing checkpoint (and its .best.npz, .metrics.jsonl).")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    description: Annotated[
+        str | None, typer.Option(help="A note stored in the checkpoint and shown by info (kept when resuming).")
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="At the end, print the run's summary as a JSON record (docs/json.md).")
     ] = False,
@@ -67,6 +70,7 @@ def train(
     from ..finetune import ARCHITECTURE_OPTIONS, prepare_run
     from ..idcache import default_cache_dir
     from ..preview import SamplePreview
+    from ..provenance import run_metadata
     from ..report import train_record, train_text
     from ..train import train as run_training
     from ..vocab import parse_unk_option
@@ -98,6 +102,7 @@ def train(
         )  # fmt: skip
         for note in start.notes:
             _log(note)
+        card = run_metadata(corpus, run.data.val_file, command_line(ctx), description, recorded, init_from)
 
         def show_samples(model, step: int) -> None:
             for temperature, text in preview(model, step):
@@ -108,7 +113,7 @@ def train(
             result = run_training(
                 start.model_config, run.train, data.vocab, data.train_ids, data.val_ids, output, resume=resume,
                 progress=not quiet, log=_log, should_stop=lambda: interrupted[0], init_model=start.init_model,
-                on_sample=show_samples, train_hash=data.train_hash, metadata={"data_config": asdict(run.data)},
+                on_sample=show_samples, train_hash=data.train_hash, metadata={"data_config": asdict(run.data), **card},
             )  # fmt: skip
         record = train_record(result, run.train.max_rollbacks)
         if as_json:  # also when training diverged or was interrupted: the record says so
