@@ -118,6 +118,16 @@ def charrnn_model(spec: dict):
     return Model.initialize(config, bench_vocab(spec["vocab_size"]), np.random.default_rng(0))
 
 
+def _workspace(model):
+    """The object that runs `loss` / `loss_and_grads`: a Workspace since the kernels became a package, the
+    Model itself before (so the same harness times an older checkout)."""
+    try:
+        from charrnn.workspace import Workspace
+    except ImportError:
+        return model
+    return Workspace(model)
+
+
 def charrnn_train_step(spec: dict, batch: int) -> Callable[[], float]:
     """One training step as `charrnn.train.train` takes it: forward + BPTT (`loss_and_grads`), then
     global-norm clipping and Adam (`apply_update`), hidden state carried. No dropout (the PyTorch model has
@@ -130,6 +140,7 @@ def charrnn_train_step(spec: dict, batch: int) -> Callable[[], float]:
         from charrnn.checkpointing import optimizer_slots
 
     model = charrnn_model(spec)
+    workspace = _workspace(model)
     config = TrainConfig(seq_len=spec["seq_len"], batch_size=batch)
     state = TrainState(lr=config.lr)
     state.optimizer = {slot: np.zeros_like(model.flat) for slot in optimizer_slots(config.optimizer)}
@@ -138,7 +149,7 @@ def charrnn_train_step(spec: dict, batch: int) -> Callable[[], float]:
 
     def step() -> float:
         inputs, targets = next_chunk()
-        loss, carried["grad"], carried["hidden"] = model.loss_and_grads(
+        loss, carried["grad"], carried["hidden"] = workspace.loss_and_grads(
             inputs, targets, carried["hidden"], carried["grad"]
         )
         apply_update(model, carried["grad"], state, config)
@@ -149,14 +160,15 @@ def charrnn_train_step(spec: dict, batch: int) -> Callable[[], float]:
 
 
 def charrnn_score_step(spec: dict, batch: int) -> Callable[[], float]:
-    """Forward pass over a (B, T) chunk, loss at every position (`Model.loss`), hidden state carried."""
+    """Forward pass over a (B, T) chunk, loss at every position (`Workspace.loss`), hidden state carried."""
     model = charrnn_model(spec)
+    workspace = _workspace(model)
     hidden = [model.initial_state(batch)]
     next_chunk = cycle(random_chunks(spec["vocab_size"], batch, spec["seq_len"]))
 
     def step() -> float:
         inputs, targets = next_chunk()
-        loss, hidden[0] = model.loss(inputs, targets, hidden[0])
+        loss, hidden[0] = workspace.loss(inputs, targets, hidden[0])
         return loss
 
     return step
@@ -267,7 +279,8 @@ def charrnn_worker(spec: dict) -> None:
     import charrnn
     from charrnn import kernels
 
-    with kernels.thread_limit(spec["threads"]):
+    blas = getattr(kernels, "blas", kernels)  # a package since the kernels were split; one module before
+    with blas.thread_limit(spec["threads"]):
         for batch in spec["batches"]:
             log(f"  charrnn train/score H={spec['hidden']} B={batch} threads={spec['threads']}")
             emit(
@@ -301,7 +314,7 @@ def charrnn_worker(spec: dict) -> None:
         {
             "kind": "info",
             "framework": "charrnn",
-            "blas_library": _blas_library(kernels),
+            "blas_library": _blas_library(blas),
             "numba_threading_layer": layer,
             "numba_num_threads": numba.config.NUMBA_NUM_THREADS,
             "charrnn_imported_from": str(Path(charrnn.__file__).parent),
@@ -309,10 +322,10 @@ def charrnn_worker(spec: dict) -> None:
     )
 
 
-def _blas_library(kernels) -> str:
-    """charrnn.kernels.BLAS_LIBRARY (the library the kernels' gemm calls), or numpy's BLAS on older trees."""
-    if hasattr(kernels, "BLAS_LIBRARY"):
-        return kernels.BLAS_LIBRARY
+def _blas_library(blas) -> str:
+    """charrnn.kernels.blas.BLAS_LIBRARY (the library the kernels' gemm calls), or numpy's BLAS on older trees."""
+    if hasattr(blas, "BLAS_LIBRARY"):
+        return blas.BLAS_LIBRARY
     from threadpoolctl import threadpool_info
 
     return next((info["filepath"] for info in threadpool_info() if info["user_api"] == "blas"), "unknown")

@@ -1,4 +1,4 @@
-"""The model: configuration, parameters, initialisation, forward/backward wrappers, checkpoint I/O.
+"""The model: configuration, parameters, initialisation, checkpoint I/O.
 
 Parameters (row-vector convention: activations are rows, weights sit on the right of each product):
 
@@ -94,18 +94,24 @@ def num_params(config: ModelConfig) -> int:
 
 @dataclass
 class Model:
-    """Parameters plus the vocabulary and architecture that give them meaning."""
+    """Parameters plus the vocabulary and architecture that give them meaning: configuration, vocabulary,
+    weights, nothing else, so a Model is cheap to copy or pickle to another process. Training scratch and
+    per-shard gradients live in a `Workspace` (workspace.py)."""
 
     config: ModelConfig
     vocab: Vocab
     flat: np.ndarray  # (P,) all parameters
-    params: dict[str, np.ndarray] = field(init=False)
-    _scratch: dict = field(init=False, repr=False, compare=False)
-    _shard_grads: dict | None = field(init=False, repr=False, compare=False)
+    params: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.params = param_views(self.flat, self.config)
-        self._scratch, self._shard_grads = {}, None
+
+    def __getstate__(self) -> dict[str, Any]:  # the views are rebuilt, not pickled
+        return {"config": self.config, "vocab": self.vocab, "flat": self.flat}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.config, self.vocab, self.flat = state["config"], state["vocab"], state["flat"]
+        self.__post_init__()
 
     @classmethod
     def initialize(cls, config: ModelConfig, vocab: Vocab, rng: np.random.Generator) -> Model:
@@ -127,73 +133,22 @@ class Model:
         """(L, B, H) zeros: the hidden state at the start of a text."""
         return np.zeros((self.config.num_layers, batch_size, self.config.hidden_size), dtype=self.dtype)
 
-    def loss(self, inputs: np.ndarray, targets: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
-        """Mean cross-entropy (nats/char) of targets given inputs, from hidden state `state`.
+    def hidden_states(self, ids: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """Every layer's hidden state after each of ids (T,), fed from `state` (L, 1, H): (L, T, 1, H).
+        hidden_states(...)[:, -1] is the state after the last id. No dropout. Wraps
+        `kernels.rnn._forward_layers` over a row lookup."""
+        from .kernels import inputs, rnn
 
-        inputs, targets (B, T) ids; state (L, B, H). Returns (loss, final state (L, B, H)).
-        Wraps `kernels._loss_sharded` (shards of the batch run in parallel). No dropout.
-        """
-        bounds, scratch = self._workspace(*inputs.shape, dropout=False)
-        final = self.initial_state(inputs.shape[0])
+        ids = _ids(ids)[None, :]
+        c = self.config
+        hidden = np.empty((c.num_layers, ids.shape[1], 1, c.hidden_size), self.dtype)
+        pre = np.empty(hidden.shape[1:], self.dtype)
+        no_dropout = np.empty((0, 1, 1, 1), self.dtype)
         p = self.params
-        total = kernels._loss_sharded(
-            _ids(inputs), _ids(targets), p["Wx"], p["Wu"], p["Wh"], p["bh"], p["Wy"], p["by"],
-            _state(state, self.dtype), final, bounds, scratch, self.config.activation_code,
-        )  # fmt: skip
-        return float(total) / inputs.size, final
-
-    def loss_and_grads(
-        self,
-        inputs: np.ndarray,
-        targets: np.ndarray,
-        state: np.ndarray,
-        grad_flat: np.ndarray | None = None,
-        dropout: float = 0.0,
-        dropout_seed: int = 0,
-    ) -> tuple[float, np.ndarray, np.ndarray]:
-        """Loss, its gradient (flat (P,), same layout as `flat`) and the final state (L, B, H).
-
-        Truncated BPTT: the gradient does not flow into `state`. With dropout p > 0, each non-recurrent
-        connection (between layers, and into the output layer; never the input character) is dropped with probability p,
-        masks drawn from `dropout_seed`. Wraps `kernels._loss_and_grads_sharded`; the shards' gradients
-        are summed here in a fixed order.
-        """
-        if not 0.0 <= dropout < 1.0:
-            raise CharrnnError(f"dropout must be in [0, 1), got {dropout}")
-        if grad_flat is None:
-            grad_flat = np.empty_like(self.flat)
-        bounds, scratch = self._workspace(*inputs.shape, dropout=dropout > 0)
-        shards = bounds.size - 1
-        per_shard = self._gradient_buffers(shards)
-        seeds = np.random.SeedSequence([dropout_seed, 0xC4A2]).generate_state(shards, dtype=np.uint64) | np.uint64(1)
-        final = self.initial_state(inputs.shape[0])
-        p, g = self.params, per_shard
-        total = kernels._loss_and_grads_sharded(
-            _ids(inputs), _ids(targets), p["Wx"], p["Wu"], p["Wh"], p["bh"], p["Wy"], p["by"],
-            _state(state, self.dtype), final, bounds, scratch, 1.0 - dropout, seeds,
-            g["Wx"], g["Wu"], g["Wh"], g["bh"], g["Wy"], g["by"], self.config.activation_code,
-        )  # fmt: skip
-        for name, view in param_views(grad_flat, self.config).items():
-            np.sum(per_shard[name], axis=0, out=view)
-        return float(total) / inputs.size, grad_flat, final
-
-    def _workspace(self, batch_size: int, seq_len: int, dropout: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Shard bounds and per-shard scratch rows for this chunk shape, allocated once and reused."""
-        key = (batch_size, seq_len, dropout)
-        if key not in self._scratch:
-            bounds = kernels.shard_bounds(batch_size)
-            rows = int(np.diff(bounds).max())
-            c = self.config
-            size = kernels.scratch_size(c.num_layers, seq_len, rows, c.hidden_size, c.vocab_size, dropout)
-            self._scratch.clear()  # one shape at a time: training and evaluation alternate rarely
-            self._scratch[key] = (bounds, np.empty((bounds.size - 1, size), self.dtype))
-        return self._scratch[key]
-
-    def _gradient_buffers(self, shards: int) -> dict[str, np.ndarray]:
-        if self._shard_grads is None or next(iter(self._shard_grads.values())).shape[0] != shards:
-            shapes = self.config.param_shapes().items()
-            self._shard_grads = {name: np.empty((shards,) + shape, self.dtype) for name, shape in shapes}
-        return self._shard_grads
+        inputs._lookup(ids, p["Wx"], pre)
+        rnn._forward_layers(pre, p["Wu"], p["Wh"], p["bh"], _state(state, self.dtype), hidden, no_dropout,
+                            no_dropout, c.activation_code)  # fmt: skip
+        return hidden
 
     def summary(self) -> list[tuple[str, tuple[int, ...], int]]:
         """(name, shape, count) per tensor, like Keras' model.summary()."""

@@ -160,12 +160,9 @@ def draw(row, temperature, top_k, top_p, greedy, state):
     return pick, float(np.log(weights[pick] / mass.sum())), float(log_p[pick])
 
 
-def vecmat(x, W):
-    return x @ W
-
-
-def matmul_rows(X, W):
-    return X @ W
+def gemm(a, b, c, trans_b, beta):
+    """a·op(b) + beta·c."""
+    return a @ (b.T if trans_b else b) + beta * c
 
 
 def step(params, h, ids, kind):

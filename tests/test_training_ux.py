@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import charrnn.model
 import charrnn.train
+import charrnn.workspace
 from charrnn.cli import app
 from charrnn.model import ModelConfig, load_checkpoint
 from charrnn.preview import SamplePreview
@@ -141,7 +142,7 @@ def test_curves_errors(tmp_path):
 
 
 def test_one_blow_up_is_rolled_back_and_training_continues(tmp_path, corpus_file, monkeypatch):
-    real = charrnn.model.Model.loss_and_grads
+    real = charrnn.workspace.Workspace.loss_and_grads
     calls = [0]
 
     def blows_up_once(self, *args, **kwargs):
@@ -152,7 +153,7 @@ def test_one_blow_up_is_rolled_back_and_training_continues(tmp_path, corpus_file
             return float("nan"), grad, state
         return loss, grad, state
 
-    monkeypatch.setattr(charrnn.model.Model, "loss_and_grads", blows_up_once)
+    monkeypatch.setattr(charrnn.workspace.Workspace, "loss_and_grads", blows_up_once)
     output = tmp_path / "m.npz"
     result = invoke("train", corpus_file, "-o", output, "--steps", "10", "--eval-every", "4", "--lr", "0.004",
                     "--sample-every", "0", *SMALL)  # fmt: skip
