@@ -442,6 +442,11 @@ def sample(
         sys.stdout.flush()
 
 
+from .cli_export import export  # noqa: E402  (a command module of its own)
+
+app.command()(export)
+
+
 @app.command()
 def score(
     model: Annotated[Path, typer.Argument(help="Checkpoint (.npz).", show_default=False)],
