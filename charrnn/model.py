@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
 from .atomic import atomic_writer
+from .config import ACTIVATIONS, DTYPES, ModelConfig  # noqa: F401 (ModelConfig lives in config.py)
 from .errors import CharrnnError
 from .safeload import NpzReader, require_memory
 from .vocab import Vocab
@@ -39,44 +39,7 @@ from .vocab import Vocab
 CHECKPOINT_FORMAT = "charrnn-checkpoint"
 CHECKPOINT_VERSION = 1
 PARAM_NAMES = ("Wx", "Wu", "Wh", "bh", "Wy", "by")
-ACTIVATIONS = ("tanh", "relu")
-DTYPES = ("float32", "float64")
 META_LIMIT = 16 << 20  # bytes of JSON metadata: far above any real checkpoint's, far below harm
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture. `vocab_size` comes from the vocabulary; the rest from the user."""
-
-    vocab_size: int
-    hidden_size: int = 512
-    num_layers: int = 2
-    activation: str = "tanh"
-    dtype: str = "float32"
-
-    def __post_init__(self) -> None:
-        if self.vocab_size < 1:
-            raise CharrnnError(f"vocabulary size must be >= 1, got {self.vocab_size}")
-        if self.hidden_size < 1:
-            raise CharrnnError(f"--hidden must be >= 1, got {self.hidden_size}")
-        if self.num_layers < 1:
-            raise CharrnnError(f"--layers must be >= 1, got {self.num_layers}")
-        if self.activation not in ACTIVATIONS:
-            raise CharrnnError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
-        if self.dtype not in DTYPES:
-            raise CharrnnError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        V, H, L = self.vocab_size, self.hidden_size, self.num_layers
-        return {"Wx": (V, H), "Wu": (L - 1, H, H), "Wh": (L, H, H), "bh": (L, H), "Wy": (H, V), "by": (V,)}
-
-    @property
-    def activation_code(self) -> int:
-        """The kernels' activation flag: float64 uses exact libm tanh (gradient checks), float32 the
-        vectorised approximation (|error| < 3e-7, below float32 resolution near ±1)."""
-        if self.activation == "relu":
-            return kernels.ACT_RELU
-        return kernels.ACT_TANH_EXACT if self.dtype == "float64" else kernels.ACT_TANH
 
 
 def param_views(flat: np.ndarray, config: ModelConfig) -> dict[str, np.ndarray]:
@@ -254,7 +217,8 @@ def _read_config(path: Path, meta: dict[str, Any]) -> ModelConfig:
     for spec in fields(ModelConfig):
         if spec.name not in raw:
             continue
-        value, kind = raw[spec.name], kinds.get(str(spec.type).split(" ")[0])
+        value = raw[spec.name]
+        kind = spec.type if isinstance(spec.type, type) else kinds.get(str(spec.type).split(" ")[0])
         if kind is not None and (type(value) is not kind and not (kind is float and type(value) is int)):
             raise CharrnnError(f"{path}: checkpoint config field {spec.name} must be {kind.__name__}, got {value!r}")
     unknown = sorted(set(raw) - {spec.name for spec in fields(ModelConfig)})

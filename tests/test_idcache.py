@@ -73,7 +73,8 @@ def test_cache_reuse_and_invalidation_through_the_cli(tmp_path):
     assert default_cache_dir(dict(os.environ)) == cache
 
     def train(*extra):
-        result = runner.invoke(app, ["train", str(corpus), "-o", str(tmp_path / "m.npz"), *SMALL, *extra])
+        result = runner.invoke(app, ["train", str(corpus), "-o", str(tmp_path / "m.npz"), "--force", *SMALL,
+                                    *extra])
         assert result.exit_code == 0, result.output
         return result
 

@@ -128,7 +128,8 @@ def test_cli_per_char_and_per_line(model_file):
 
 def test_cli_reports_unknown_characters(model_file):
     result = runner.invoke(app, ["score", str(model_file), "--text", "abzz cd", "--unk", "skip", "--json"])
-    assert json.loads(result.stdout)["unknown"] == {"policy": "skip", "total": 2, "characters": {"z": 2}}
+    assert json.loads(result.stdout)["unknown"] == {"policy": "skip", "total": 2, "characters": {"z": 2},
+                                                    "first_positions": {"z": 2}}
     result = runner.invoke(app, ["score", str(model_file), "--text", "abzz cd", "--unk", "map:a"])
     assert "mapped to 'a'" in result.stdout
 

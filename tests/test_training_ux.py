@@ -88,7 +88,8 @@ def test_metrics_log_fresh_and_resumed(tmp_path, corpus_file):
     result = invoke("train", corpus_file, "-o", model, "--resume", model, "--steps", "9", "--eval-every", "3", *SMALL)
     assert result.exit_code == 0, result.output
     assert [r["step"] for r in read_lines(tmp_path / "m.metrics.jsonl")] == [3, 6, 9]
-    assert invoke("train", corpus_file, "-o", model, "--steps", "3", "--eval-every", "3", *SMALL).exit_code == 0
+    assert invoke("train", corpus_file, "-o", model, "--steps", "3", "--eval-every", "3", "--force",
+                  *SMALL).exit_code == 0  # fmt: skip
     assert [r["step"] for r in read_lines(tmp_path / "m.metrics.jsonl")] == [3]  # a fresh run truncates
 
 

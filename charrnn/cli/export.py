@@ -24,10 +24,10 @@ def export(
 ) -> None:
     """Write MODEL's weights for PyTorch: tensors named as nn.RNN(V, H, L) + nn.Linear(H, V) hold them
     (prefixes rnn. and output.), the vocabulary and configuration in the metadata."""
-    from .cli import user_errors
-    from .errors import CharrnnError
-    from .export import export_model
-    from .model import load_model
+    from ..errors import CharrnnError
+    from ..export import export_model
+    from ..model import load_model
+    from .common import user_errors
 
     with user_errors():
         if output.exists() and output.resolve() == model.resolve():
