@@ -143,10 +143,7 @@ def train(
     ] = 1_000_000,
 ) -> None:
     """Train a character-level RNN on CORPUS and write a checkpoint."""
-    import os
-
     from .finetune import prepare_run
-    from .idcache import default_cache_dir
     from .preview import SamplePreview, parse_temperatures
     from .train import TrainConfig
     from .train import train as run_training
@@ -169,7 +166,7 @@ def train(
             corpus, dict(hidden_size=hidden, num_layers=layers, activation=activation, dtype=dtype), resume=resume,
             init_from=init_from, extend=extend_vocab, unk=parse_unk_option(unk), seed=seed, val_frac=val_frac,
             val_file=val_file, encoding=encoding, errors=errors, progress=not quiet,
-            cache_dir=cache_dir if cache_dir is not None else default_cache_dir(dict(os.environ)),
+            cache_dir=cache_dir,
         )  # fmt: skip
         for note in start.notes:
             log(note)

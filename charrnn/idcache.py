@@ -1,32 +1,26 @@
 """Streaming corpus encoding into a memory-mapped id file, cached by content hash.
 
-A corpus may be far bigger than memory, so it is never held as one string. Two passes over the files,
-each reading blocks of `block_size` bytes (4 MiB by default):
+A corpus may be far bigger than memory, so it is never held as one string. Two passes over the sources
+(sources.py), each decoded block by block by the one decoder (decode.py), `block_size` bytes at a time
+(4 MiB by default):
 
   1. `scan_corpus`: hash the raw bytes (sha256, together with the encoding and errors options and the
-     file list) and collect the set of characters, decoding incrementally;
+     file list) and collect the set of characters;
   2. `encode_corpus`: decode again and write each character's id, in the smallest dtype that holds the
      vocabulary (uint8 up to 256 characters), to `<cache_dir>/<key>.ids`, with `<key>.json` beside it.
-
-Decoding is exactly `read_text`'s, block by block: an incremental decoder keeps multi-byte characters
-that straddle a block boundary whole and reports an invalid byte at its true offset in the file, and a
-"\\r" at the end of a block is held back until the next block shows whether a "\\n" follows, so "\\r\\n"
-becomes "\\n" across boundaries too. Each file is normalised on its own, as `read_text` does.
 
 The cache key covers the content hash, the vocabulary and (only when the text has characters outside
 the vocabulary) the unknown-character policy, so an entry is reused exactly when the text and its
 encoding are unchanged — a file edited in place with the same size and mtime gets a new key, because
 the key is computed from the bytes, never from file metadata. Entries are written to a temporary file
-and renamed, so an interrupted encoding never leaves a half-written entry that looks complete.
+and renamed, so an interrupted encoding never leaves a half-written entry that looks complete. The
+default cache directory is `cachedir.ids_cache_dir()`.
 """
 
 from __future__ import annotations
 
-import codecs
-import contextlib
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,106 +28,27 @@ import numpy as np
 from tqdm import tqdm
 
 from .atomic import atomic_writer, write_bytes_atomic
+from .decode import DEFAULT_BLOCK_SIZE, check_decoding, decoded_blocks
 from .errors import CharrnnError
+from .sources import Source, corpus_sources
 from .vocab import UnknownReport, Vocab, check_unk_policy
 
-DEFAULT_BLOCK_SIZE = 4 << 20
 CACHE_FORMAT = "charrnn-ids"
 CACHE_VERSION = 1
 MAX_CODEPOINT = 0x10FFFF
-BINARY_SNIFF_BYTES = 8192
-
-
-def corpus_files(paths: list[str | Path]) -> list[Path]:
-    """Expand files and directories into the list of files to read, in a stable order."""
-    if not paths:
-        raise CharrnnError("no corpus given")
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise CharrnnError(f"corpus {path} does not exist")
-        if path.is_dir():
-            found = [
-                f
-                for f in sorted(path.rglob("*"))
-                if f.is_file()
-                and not any(part.startswith(".") for part in f.relative_to(path).parts)
-                and not _looks_binary(f)
-            ]
-            if not found:
-                raise CharrnnError(f"directory {path} contains no text files")
-            files.extend(found)
-        else:
-            files.append(path)
-    return files
-
-
-def _looks_binary(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return b"\0" in handle.read(BINARY_SNIFF_BYTES)
-
-
-def default_cache_dir(environ: dict[str, str]) -> Path:
-    """`$XDG_CACHE_HOME/charrnn/ids`, else `~/.cache/charrnn/ids` (the CLI passes `os.environ`)."""
-    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "charrnn" / "ids"
 
 
 @dataclass(frozen=True)
 class CorpusScan:
-    """What the first pass learns: which files, their content key, characters and length."""
+    """What the first pass learns: which sources, their content key, characters and length."""
 
-    files: tuple[Path, ...]
+    files: tuple[Source, ...]
     encoding: str
     errors: str
     content_key: str  # sha256 hex of options, file list and raw bytes
     chars: str  # sorted distinct characters (after newline normalisation)
     num_chars: int
     num_bytes: int
-
-
-def _decoded_blocks(files: tuple[Path, ...], encoding: str, errors: str, block_size: int,
-                    on_bytes=lambda raw: None) -> Iterator[str]:  # fmt: skip
-    """Decoded, newline-normalised text of `files`, block by block (see the module docstring)."""
-    for path in files:
-        try:
-            decoder = codecs.getincrementaldecoder(encoding)(errors=errors)
-        except LookupError:
-            raise CharrnnError(f"unknown encoding {encoding!r}") from None
-        offset, held_cr = 0, ""
-        try:
-            handle = open(path, "rb")  # noqa: SIM115 — closed in the finally below
-        except OSError as error:
-            raise CharrnnError(f"cannot read {path}: {error.strerror}") from None
-        try:
-            while True:
-                raw = handle.read(block_size)
-                on_bytes(raw)
-                pending = len(decoder.getstate()[0])
-                try:
-                    text = decoder.decode(raw, final=not raw)
-                except UnicodeDecodeError as error:
-                    bad = error.object[error.start]
-                    raise CharrnnError(
-                        f"{path}: invalid {encoding} at byte offset {offset - pending + error.start} "
-                        f"(byte 0x{bad:02x}); use --errors replace to accept it or --encoding to change"
-                    ) from None
-                offset += len(raw)
-                text = held_cr + text
-                held_cr = ""
-                if raw and text.endswith("\r"):  # a "\n" may start the next block
-                    text, held_cr = text[:-1], "\r"
-                if "\r" in text:
-                    text = text.replace("\r\n", "\n")
-                if text:
-                    yield text
-                if not raw:
-                    break
-        except OSError as error:
-            raise CharrnnError(f"cannot read {path}: {error.strerror}") from None
-        finally:
-            handle.close()
 
 
 def _codes(text: str) -> np.ndarray:
@@ -149,12 +64,11 @@ def scan_corpus(
     progress: bool = False,
 ) -> CorpusScan:
     """Pass 1: content key, character set and length of the corpus (files and directories)."""
-    if errors not in ("strict", "replace"):
-        raise CharrnnError(f"--errors must be strict or replace, got {errors!r}")
-    files = tuple(corpus_files(paths))
-    digest = hashlib.sha256(json.dumps([CACHE_VERSION, encoding, errors, [str(f.resolve()) for f in files]]).encode())
+    check_decoding(encoding, errors)
+    files = tuple(corpus_sources(paths))
+    digest = hashlib.sha256(json.dumps([CACHE_VERSION, encoding, errors, [f.key for f in files]]).encode())
     seen = _CharSet()
-    total_bytes = sum(_size(f) for f in files)
+    total_bytes = sum(f.size() for f in files)
     num_chars = 0
     with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="reading corpus", disable=not progress,
               leave=False) as bar:  # fmt: skip
@@ -163,22 +77,15 @@ def scan_corpus(
             digest.update(raw)
             bar.update(len(raw))
 
-        for path in files:  # the file boundaries are part of the hash: moving bytes between files changes it
-            digest.update(f"\0{path.name}\0{_size(path)}\0".encode())
-            for text in _decoded_blocks((path,), encoding, errors, block_size, on_bytes):
+        for source in files:  # the file boundaries are part of the hash: moving bytes between files changes it
+            digest.update(f"\0{Path(source.key).name}\0{source.size()}\0".encode())
+            for text in decoded_blocks(source, encoding, errors, block_size, on_bytes):
                 seen.add(text)
                 num_chars += len(text)
     if num_chars == 0:
         raise CharrnnError(f"corpus {', '.join(str(p) for p in paths)} is empty")
     chars = seen.chars()
     return CorpusScan(files, encoding, errors, digest.hexdigest(), chars, num_chars, total_bytes)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError as error:
-        raise CharrnnError(f"cannot read {path}: {error.strerror}") from None
 
 
 def entry_key(scan: CorpusScan, vocab: Vocab, unk: str) -> str:
@@ -227,7 +134,7 @@ def encode_corpus(
         raise CharrnnError(f"cannot write the id cache in {cache_dir}: {error.strerror or error}") from None
     meta = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "dtype": vocab.dtype.name, "length": count,
             "vocab": vocab.chars, "unknown": {c: list(v) for c, v in report.counts.items()},
-            "unk": unk, "files": [str(f) for f in scan.files], "content_key": scan.content_key}  # fmt: skip
+            "unk": unk, "files": [f.name for f in scan.files], "content_key": scan.content_key}  # fmt: skip
     write_bytes_atomic(meta_path, json.dumps(meta).encode("utf-8"))  # after the ids: an entry is whole once it has meta
     return EncodedCorpus(_memmap(ids_path, vocab.dtype, count), ids_path, key, False, report)
 
@@ -278,7 +185,7 @@ def _write_ids(scan, vocab, unk, block_size, progress, handle) -> tuple[int, Unk
     unknown: dict[str, tuple[int, int]] = {}
     with tqdm(total=scan.num_chars, unit="char", unit_scale=True, desc="encoding corpus", disable=not progress,
               leave=False) as bar:  # fmt: skip
-        for text in _decoded_blocks(scan.files, scan.encoding, scan.errors, block_size):
+        for text in (t for f in scan.files for t in decoded_blocks(f, scan.encoding, scan.errors, block_size)):
             fast = _latin1_ids(text, byte_table)
             if fast is not None:
                 handle.write(fast)
@@ -302,7 +209,7 @@ def _write_ids(scan, vocab, unk, block_size, progress, handle) -> tuple[int, Unk
             bar.update(len(text))
     report = UnknownReport(unknown, unk)
     if unk == "error" and unknown:
-        names = ", ".join(str(f) for f in scan.files[:3]) + (", ..." if len(scan.files) > 3 else "")
+        names = ", ".join(f.name for f in scan.files[:3]) + (", ..." if len(scan.files) > 3 else "")
         raise CharrnnError(
             f"{names}: {len(unknown)} character(s) not in the model's vocabulary: {report.summary()}"
             " (use --unk skip, --unk map:<char> or --extend-vocab)"
@@ -331,17 +238,3 @@ def _open_entry(ids_path: Path, meta_path: Path, vocab: Vocab) -> tuple[np.ndarr
     if not consistent:
         return None
     return _memmap(ids_path, dtype, length), UnknownReport(unknown, meta.get("unk", "error"))
-
-
-def file_ids_hash(path: Path, dtype: np.dtype, count: int) -> str:
-    """sha256 (16 hex digits) of the first `count` ids of an id file, read with plain reads so the pages
-    are not mapped into this process; equals `train.ids_hash` of the same ids."""
-    digest, remaining = hashlib.sha256(), count * np.dtype(dtype).itemsize
-    with open(path, "rb") if count else contextlib.nullcontext() as handle:
-        while remaining > 0:
-            block = handle.read(min(remaining, DEFAULT_BLOCK_SIZE))
-            if not block:
-                raise CharrnnError(f"id cache file {path} is shorter than expected; delete it and retry")
-            digest.update(block)
-            remaining -= len(block)
-    return digest.hexdigest()[:16]
