@@ -143,8 +143,8 @@ def train(
     ] = 1_000_000,
 ) -> None:
     """Train a character-level RNN on CORPUS and write a checkpoint."""
-    from .finetune import prepare_run
     from .preview import SamplePreview, parse_temperatures
+    from .runstart import prepare_run
     from .train import TrainConfig
     from .train import train as run_training
     from .vocab import parse_unk_option

@@ -53,8 +53,12 @@ def test_score_reports_invalid_stdin_in_one_line(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "encoding, phrase", [("no-such-codec", "unknown encoding"), ("base64", "not a text encoding"),
-                         ("rot13", "not a text encoding")]  # fmt: skip
+    "encoding, phrase",
+    [
+        ("no-such-codec", "unknown encoding"),
+        ("base64", "not a text encoding"),
+        ("rot13", "not a text encoding"),
+    ],  # fmt: skip
 )
 def test_encodings_that_cannot_decode_text_are_one_line_errors(tmp_path, encoding, phrase):
     (tmp_path / "c.txt").write_text(make_text(200))
