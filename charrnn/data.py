@@ -105,6 +105,7 @@ class PreparedData:
     train_hash: str  # fingerprint.ids_hash of train_ids, guards --resume
     reused_cache: bool  # every id file came from the cache
     unknown: UnknownReport  # characters skipped or mapped under the unknown-character policy
+    notes: tuple[str, ...] = ()  # for the user: which files of a directory were used and skipped, and why
 
 
 def prepare_data(
@@ -152,4 +153,5 @@ def prepare_data(
     if hashes is None:
         raise CharrnnError(f"id cache file {encoded[0].path} is shorter than expected; delete it and retry")
     train_hash = hashes[0]
-    return PreparedData(vocab, train_ids, val_ids, train_hash, reused, unknown)
+    notes = tuple(note for scan in scans for note in scan.notes)
+    return PreparedData(vocab, train_ids, val_ids, train_hash, reused, unknown, notes)

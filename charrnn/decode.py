@@ -7,7 +7,8 @@ the id cache), texts to score or attribute, primes, baseline texts — so they a
     naming the source, its byte offset, the byte, and the line and column where it sits, unless
     errors="replace", which turns it into U+FFFD.
   - Incremental: a multi-byte character that straddles two blocks stays whole, and the offset of an
-    invalid byte is its true offset in the source, whatever the block size.
+    invalid byte is its true offset in the source (in the decompressed data of a compressed file,
+    sources.py), whatever the block size.
   - Newlines: "\\r\\n" becomes "\\n", so "\\r" does not become a character of the model. A "\\r" that ends
     a block is held back until the next block shows whether a "\\n" follows, so pairs split across blocks
     are normalised too. Each source is normalised on its own; a lone "\\r" is kept.
@@ -43,18 +44,19 @@ def decoded_blocks(
     encoding: str = "utf-8",
     errors: str = "strict",
     block_size: int = DEFAULT_BLOCK_SIZE,
-    on_bytes: Callable[[bytes], None] | None = None,
+    on_bytes: Callable[[bytes, int], None] | None = None,
 ) -> Iterator[str]:
     """Decoded, newline-normalised text of `source`, block by block (see the module docstring).
-    `on_bytes` sees every block of bytes as read (the id cache hashes them)."""
+    `on_bytes(data, consumed)` sees every block of (decompressed) bytes as read, and how many bytes of
+    the file on disk that took so far (the id cache hashes the former and shows the latter)."""
     check_decoding(encoding, errors)
     decoder = codecs.getincrementaldecoder(encoding)(errors=errors)
     offset, held_cr, lines, column = 0, "", 0, 0  # lines/column: of the text yielded so far (for messages)
-    with source.open() as handle:
+    with source.open() as reader:
         while True:
-            raw = _read(handle, block_size, source)
+            raw = reader.read(block_size)
             if on_bytes is not None:
-                on_bytes(raw)
+                on_bytes(raw, reader.consumed)
             pending = len(decoder.getstate()[0])  # bytes of an unfinished character from the last block
             try:
                 text = decoder.decode(raw, final=not raw)
@@ -76,13 +78,6 @@ def decoded_blocks(
                 return
 
 
-def _read(handle, block_size: int, source: Source) -> bytes:
-    try:
-        return handle.read(block_size)
-    except OSError as error:
-        raise CharrnnError(f"cannot read {source.name}: {error.strerror or error}") from None
-
-
 def _advance(lines: int, column: int, text: str) -> tuple[int, int]:
     """(newlines, characters after the last newline) once `text` follows a text that had (lines, column)."""
     newlines = text.count("\n")
@@ -96,8 +91,9 @@ def _invalid(error: UnicodeDecodeError, source: Source, encoding: str, start: in
     """The message for an invalid byte: where it is, as byte offset and as line and column."""
     before = codecs.decode(error.object[: error.start], encoding, "replace")  # valid up to the bad byte
     lines, column = _advance(lines, column, (held_cr + before).replace("\r\n", "\n"))
+    of = " of the decompressed data" if source.compression else ""
     return (
-        f"{source.name}: invalid {encoding} at byte offset {start + error.start} (byte "
+        f"{source.name}: invalid {encoding} at byte offset {start + error.start}{of} (byte "
         f"0x{error.object[error.start]:02x}), line {lines + 1}, column {column + 1}; use --errors replace to "
         "accept it or --encoding to change"
     )
@@ -107,7 +103,8 @@ def read_text(paths: list[str | Path], encoding: str = "utf-8", errors: str = "s
     """The whole decoded text of the given files, directories or "-" (standard input), concatenated.
     For inputs that fit in memory (a text to score); training corpora are streamed by idcache.py."""
     check_decoding(encoding, errors)
-    text = "".join(block for source in corpus_sources(paths) for block in decoded_blocks(source, encoding, errors))
+    sources = corpus_sources(paths).sources
+    text = "".join(block for source in sources for block in decoded_blocks(source, encoding, errors))
     if not text:
         raise CharrnnError(f"corpus {', '.join(str(p) for p in paths)} is empty")
     return text

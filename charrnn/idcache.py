@@ -34,7 +34,7 @@ from .sources import Source, corpus_sources
 from .vocab import UnknownReport, Vocab, check_unk_policy
 
 CACHE_FORMAT = "charrnn-ids"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the key hashes decompressed bytes; entries record and check their ids' fingerprint
 MAX_CODEPOINT = 0x10FFFF
 
 
@@ -48,7 +48,8 @@ class CorpusScan:
     content_key: str  # sha256 hex of options, file list and raw bytes
     chars: str  # sorted distinct characters (after newline normalisation)
     num_chars: int
-    num_bytes: int
+    num_bytes: int  # of the text as decoded (after decompression)
+    notes: tuple[str, ...] = ()  # which files of the directories were used and skipped (sources.py)
 
 
 def _codes(text: str) -> np.ndarray:
@@ -63,29 +64,40 @@ def scan_corpus(
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: bool = False,
 ) -> CorpusScan:
-    """Pass 1: content key, character set and length of the corpus (files and directories)."""
+    """Pass 1: content key, character set and length of the corpus (files, directories, compressed files)."""
     check_decoding(encoding, errors)
-    files = tuple(corpus_sources(paths))
+    found = corpus_sources(paths)
+    files = found.sources
     digest = hashlib.sha256(json.dumps([CACHE_VERSION, encoding, errors, [f.key for f in files]]).encode())
     seen = _CharSet()
-    total_bytes = sum(f.size() for f in files)
-    num_chars = 0
-    with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="reading corpus", disable=not progress,
-              leave=False) as bar:  # fmt: skip
-
-        def on_bytes(raw: bytes) -> None:
-            digest.update(raw)
-            bar.update(len(raw))
-
+    num_chars = num_bytes = 0
+    with tqdm(total=sum(f.size() for f in files), unit="B", unit_scale=True, desc="reading corpus",
+              disable=not progress, leave=False) as bar:  # fmt: skip
         for source in files:  # the file boundaries are part of the hash: moving bytes between files changes it
-            digest.update(f"\0{Path(source.key).name}\0{source.size()}\0".encode())
-            for text in decoded_blocks(source, encoding, errors, block_size, on_bytes):
+            digest.update(f"\0{source.key}\0".encode())
+            feed = _Feed(digest, bar)
+            for text in decoded_blocks(source, encoding, errors, block_size, feed):
                 seen.add(text)
                 num_chars += len(text)
+            digest.update(f"\0{feed.length}\0".encode())
+            num_bytes += feed.length
     if num_chars == 0:
         raise CharrnnError(f"corpus {', '.join(str(p) for p in paths)} is empty")
     chars = seen.chars()
-    return CorpusScan(files, encoding, errors, digest.hexdigest(), chars, num_chars, total_bytes)
+    return CorpusScan(files, encoding, errors, digest.hexdigest(), chars, num_chars, num_bytes, tuple(found.report()))
+
+
+class _Feed:
+    """Pass 1's view of one source's bytes: hash them (decompressed: what the text is, however it is
+    stored), count them, and move the progress bar by the bytes consumed on disk."""
+
+    def __init__(self, digest, bar) -> None:
+        self.digest, self.bar, self.start, self.length = digest, bar, bar.n, 0
+
+    def __call__(self, data: bytes, consumed: int) -> None:
+        self.digest.update(data)
+        self.length += len(data)
+        self.bar.update(self.start + consumed - self.bar.n)
 
 
 def entry_key(scan: CorpusScan, vocab: Vocab, unk: str) -> str:

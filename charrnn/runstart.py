@@ -26,7 +26,7 @@ class RunStart:
     data: PreparedData
     model_config: ModelConfig | None  # a fresh run's architecture
     init_model: Model | None  # fine-tuning: the (possibly extended) starting model
-    notes: list[str]  # things the user should know (ignored options, added or skipped characters)
+    notes: list[str]  # for the user: files used and skipped, ignored options, added or skipped characters
 
 
 ARCHITECTURE_OPTIONS = {"hidden_size": "--hidden", "num_layers": "--layers", "activation": "--activation",
@@ -57,7 +57,7 @@ def prepare_run(
     if source is None:
         data = prepare_data(corpus, **data_options)
         given = {name: value for name, value in architecture.items() if value is not None}
-        return RunStart(data, ModelConfig(len(data.vocab), **given), None, [])
+        return RunStart(data, ModelConfig(len(data.vocab), **given), None, list(data.notes))
     base = load_checkpoint(source)[0]
     verb = "resuming" if resume is not None else "fine-tuning"
     notes = [
@@ -74,6 +74,7 @@ def prepare_run(
 
     data = prepare_data(corpus, vocab=vocab_for if extend else base.vocab, unk=unk, **data_options)
     model = extended[0] if extend else base
+    notes[:0] = data.notes
     added = "".join(c for c in model.vocab.chars if c not in base.vocab)
     if added:
         names = ", ".join(describe_char(c) for c in added)

@@ -1,15 +1,28 @@
-"""Where the bytes of a text come from: files, directories and standard input.
+"""Where the bytes of a text come from: files, compressed files, directories and standard input.
 
-`corpus_sources(paths)` turns what the user named into the list of `Source`s to read, in a stable order:
-a file is itself, "-" is standard input, and a directory is every file below it in sorted path order,
-skipping hidden entries (a name starting with ".") and binary files (a NUL byte in the first 8 KiB).
-`Source.open()` gives the bytes; decode.py turns them into text, the same way for every caller.
+`corpus_sources(paths)` turns what the user named into the `Source`s to read, in a stable order, and a
+report of what was left out and why:
+
+  - a file is read as it is, or decompressed on the fly when its first bytes are those of gzip, bzip2 or
+    xz data (whatever its name), so `corpus.txt.gz` trains like `corpus.txt` without being unpacked;
+    other archives (zip, tar, 7z, rar, zstd) are refused with a hint, since their bytes are not text;
+  - "-" is standard input;
+  - a directory is every file below it in sorted path order, except hidden entries (a name starting
+    with "."), anything that is not a regular file, archives, unreadable files and binary files (a NUL
+    byte in the first 8 KiB, after decompression); each of those is reported with its reason.
+
+`Source.open()` gives the (decompressed) bytes; decode.py turns them into text, the same way for every
+caller. Decompression streams: memory does not grow with the size of the file.
 """
 
 from __future__ import annotations
 
+import bz2
 import contextlib
+import gzip
+import lzma
 import sys
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,15 +32,25 @@ from .errors import CharrnnError
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
-BINARY_SNIFF_BYTES = 8192
+SNIFF_BYTES = 8192
+REPORT_NAMES = 10  # files named per line of a directory report; the rest are counted
+
+COMPRESSIONS = {  # name -> a reader of the decompressed stream over an open binary file
+    "gzip": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
+    "bzip2": lambda raw: bz2.BZ2File(raw, mode="rb"),
+    "xz": lambda raw: lzma.LZMAFile(raw, mode="rb"),
+}
+_DECOMPRESSION_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 
 
 @dataclass(frozen=True)
 class Source:
-    """One input of a text. `path` None is standard input; `name` is how messages call it."""
+    """One input of a text. `path` None is standard input; `name` is how messages call it;
+    `compression` is "gzip", "bzip2", "xz" or None."""
 
     path: Path | None
     name: str
+    compression: str | None = None
 
     @property
     def key(self) -> str:
@@ -44,24 +67,88 @@ class Source:
             raise CharrnnError(f"cannot read {self.name}: {error.strerror}") from None
 
     @contextlib.contextmanager
-    def open(self) -> Iterator[BinaryIO]:
-        """The raw bytes, as a binary stream (standard input is not closed afterwards)."""
+    def open(self) -> Iterator[Reader]:
+        """The bytes, decompressed if need be (standard input is not closed afterwards)."""
         if self.path is None:
-            yield sys.stdin.buffer
+            yield Reader(sys.stdin.buffer, None, self)
             return
         try:
-            handle = open(self.path, "rb")  # noqa: SIM115 — closed below
+            raw = open(self.path, "rb")  # noqa: SIM115 — closed below
         except OSError as error:
             raise CharrnnError(f"cannot read {self.name}: {error.strerror}") from None
-        with handle:
-            yield handle
+        with raw:
+            if self.compression is None:
+                yield Reader(raw, raw, self)
+            else:
+                with COMPRESSIONS[self.compression](raw) as stream:
+                    yield Reader(stream, raw, self)
 
 
-def corpus_sources(paths: list[str | Path]) -> list[Source]:
-    """Expand files, directories and "-" into the sources to read, in a stable order."""
+class Reader:
+    """`read(n)` of a source's bytes, with read and decompression failures as one-line CharrnnErrors,
+    and `consumed`: how many bytes of the file on disk have been read (for a progress bar)."""
+
+    def __init__(self, stream: BinaryIO, raw: BinaryIO | None, source: Source) -> None:
+        self.stream, self.raw, self.source, self.produced = stream, raw, source, 0
+
+    def read(self, size: int) -> bytes:
+        try:
+            data = self.stream.read(size)
+        except _DECOMPRESSION_ERRORS as error:
+            if self.source.compression is None:
+                raise CharrnnError(f"cannot read {self.source.name}: {error.strerror or error}") from None
+            after = f" after {self.produced:,} decompressed bytes" if self.produced else ""
+            raise CharrnnError(f"{self.source.name}: {self.source.compression} data is corrupt or truncated{after} "
+                               f"({error})") from None  # fmt: skip
+        self.produced += len(data)
+        return data
+
+    @property
+    def consumed(self) -> int:
+        return self.produced if self.raw is None else self.raw.tell()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file of a directory that is not part of the corpus, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CorpusSources:
+    """What a corpus is made of: the sources in reading order, and what directories left out."""
+
+    sources: tuple[Source, ...]
+    skipped: tuple[Skipped, ...]
+    directories: tuple[str, ...]  # the directories given, for the report
+
+    def report(self) -> list[str]:
+        """One-line notes on the directories: files used (decompressed ones marked), files skipped and why."""
+        if not self.directories:
+            return []
+        where = ", ".join(self.directories)
+        used = [s.name + (f" ({s.compression})" if s.compression else "") for s in self.sources if s.path]
+        lines = [f"corpus {where}: using {len(used)} file(s): {_some(used)}"]
+        if self.skipped:
+            lines.append(f"corpus {where}: skipped {len(self.skipped)}: "
+                         + _some([f"{s.name} ({s.reason})" for s in self.skipped]))  # fmt: skip
+        return lines
+
+
+def _some(names: list[str]) -> str:
+    more = len(names) - REPORT_NAMES
+    return ", ".join(names[:REPORT_NAMES]) + (f", ... and {more} more" if more > 0 else "")
+
+
+def corpus_sources(paths: list[str | Path]) -> CorpusSources:
+    """Expand files, directories and "-" into the sources to read (see the module docstring)."""
     if not paths:
         raise CharrnnError("no corpus given")
     sources: list[Source] = []
+    skipped: list[Skipped] = []
+    directories: list[str] = []
     for raw in paths:
         if str(raw) == STDIN:
             sources.append(Source(None, STDIN_NAME))
@@ -70,23 +157,99 @@ def corpus_sources(paths: list[str | Path]) -> list[Source]:
         if not path.exists():
             raise CharrnnError(f"corpus {path} does not exist")
         if path.is_dir():
-            found = [
-                Source(f, str(f))
-                for f in sorted(path.rglob("*"))
-                if f.is_file()
-                and not any(part.startswith(".") for part in f.relative_to(path).parts)
-                and not _looks_binary(f)
-            ]
+            found, left_out = _directory(path)
             if not found:
-                raise CharrnnError(f"directory {path} contains no text files")
+                reasons = f" ({len(left_out)} skipped: {_some([f'{s.name} ({s.reason})' for s in left_out])})"
+                raise CharrnnError(f"directory {path} contains no text files" + (reasons if left_out else ""))
             sources.extend(found)
+            skipped.extend(left_out)
+            directories.append(str(path))
         else:
-            sources.append(Source(path, str(path)))
+            sniff = _sniff(path)
+            if sniff.refusal is not None:
+                raise CharrnnError(
+                    f"{path}: {sniff.refusal}; charrnn reads text files, plain or compressed with gzip, bzip2 or "
+                    "xz (extract the archive and give its files or directory)"
+                )
+            sources.append(Source(path, str(path), sniff.compression))
     if sum(source.path is None for source in sources) > 1:
         raise CharrnnError("standard input (-) can be read only once")
-    return sources
+    return CorpusSources(tuple(sources), tuple(skipped), tuple(directories))
 
 
-def _looks_binary(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return b"\0" in handle.read(BINARY_SNIFF_BYTES)
+def _directory(root: Path) -> tuple[list[Source], list[Skipped]]:
+    found: list[Source] = []
+    skipped: list[Skipped] = []
+    hidden_seen: set[Path] = set()
+    for path in sorted(root.rglob("*")):  # sorted by path components: the same order on every machine
+        parts = path.relative_to(root).parts
+        hidden = next((i for i, part in enumerate(parts) if part.startswith(".")), None)
+        if hidden is not None:
+            top = root.joinpath(*parts[: hidden + 1])
+            if top not in hidden_seen:
+                hidden_seen.add(top)
+                skipped.append(Skipped(str(top) + ("/" if top.is_dir() else ""), "hidden"))
+            continue
+        if path.is_symlink() and path.is_dir():
+            skipped.append(Skipped(str(path), "a link to a directory, not followed"))
+        elif path.is_dir():
+            continue
+        elif not path.is_file():
+            skipped.append(Skipped(str(path), "not a regular file" if path.exists() else "a broken link"))
+        else:
+            try:
+                sniff = _sniff(path)
+            except CharrnnError as error:
+                skipped.append(Skipped(str(path), str(error).removeprefix(f"{path}: ")))
+                continue
+            reason = sniff.refusal or ("binary: a NUL byte in its first 8 KiB" if sniff.binary else None)
+            if reason is not None:
+                skipped.append(Skipped(str(path), reason))
+            else:
+                found.append(Source(path, str(path), sniff.compression))
+    return found, skipped
+
+
+@dataclass(frozen=True)
+class _Sniff:
+    compression: str | None
+    refusal: str | None  # why the file cannot be a corpus (an archive), or None
+    binary: bool  # a NUL byte in the first SNIFF_BYTES (after decompression)
+
+
+# Signatures at offset 0 (tar's is at offset 257). bzip2 needs more than "BZh": a text may start so.
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "xz"))
+_ARCHIVES = (
+    (b"PK\x03\x04", "a zip archive"),
+    (b"PK\x05\x06", "a zip archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7z archive"),
+    (b"Rar!\x1a\x07", "a rar archive"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed (not supported)"),
+)
+
+
+def _compression(head: bytes) -> str | None:
+    for magic, name in _COMPRESSED:
+        if head.startswith(magic):
+            return name
+    block_start = head[4:10] in (b"1AY&SY", b"\x17rE8P\x90")  # a first block, or the end of an empty stream
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[3:4] != b"0" and block_start:
+        return "bzip2"
+    return None
+
+
+def _sniff(path: Path) -> _Sniff:
+    """What the first bytes of a file say it is. CharrnnError if it cannot be read or decompressed."""
+    source = Source(path, str(path))
+    with source.open() as reader:
+        head = reader.read(SNIFF_BYTES)
+    compression = _compression(head)
+    if compression is not None:
+        with Source(path, str(path), compression).open() as reader:
+            head = reader.read(SNIFF_BYTES)
+    refusal = next((what for magic, what in _ARCHIVES if head.startswith(magic)), None)
+    if head[257:262] == b"ustar":
+        refusal = "a tar archive"
+    if refusal and compression:
+        refusal = f"{refusal}, {compression}-compressed"
+    return _Sniff(compression, refusal, b"\0" in head)

@@ -1,7 +1,12 @@
 """The text input layer: one decoder, one ids fingerprint, one cache-directory rule."""
 
+import bz2
+import gzip
 import io
+import lzma
 import sys
+import tarfile
+import zipfile
 
 import numpy as np
 import pytest
@@ -113,3 +118,99 @@ def test_relative_xdg_cache_home_is_ignored(monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/dir")
     assert ids_cache_dir().parent == cache_home() == cache_home({}) and cache_home().is_absolute()
     assert cache_home({"XDG_CACHE_HOME": "/abs"}).as_posix() == "/abs/charrnn"
+
+
+# ---- compressed corpora and directories ----
+
+COMPRESSORS = {"gzip": (gzip.compress, ".gz"), "bzip2": (bz2.compress, ".bz2"), "xz": (lzma.compress, ".xz")}
+SMALL = ["--hidden", "8", "--batch-size", "4", "--seq-len", "8", "--steps", "1", "--sample-every", "0", "-q"]
+
+
+def train_cli(*args):
+    return runner.invoke(app, ["train", *map(str, args), *SMALL])
+
+
+@pytest.mark.parametrize("kind", COMPRESSORS)
+def test_compressed_corpus_reads_as_its_text_and_caches(tmp_path, kind):
+    compress, suffix = COMPRESSORS[kind]
+    text = make_text(20_000, alphabet="abcdé€ \n") + "\r\nend"
+    plain, packed = tmp_path / "c.txt", tmp_path / f"c.txt{suffix}"
+    plain.write_bytes(text.encode())
+    packed.write_bytes(compress(text.encode()))
+    assert read_text([packed]) == read_text([plain])
+    data = prepare_data([packed], val_frac=0.0, block_size=777)
+    assert data.vocab.decode(data.train_ids) == text.replace("\r\n", "\n") and not data.reused_cache
+    assert prepare_data([packed], val_frac=0.0).reused_cache  # the id cache works for compressed corpora
+    packed.write_bytes(compress((text + "!").encode()))  # new content, same name: a new entry
+    assert not prepare_data([packed], val_frac=0.0).reused_cache
+
+
+@pytest.mark.parametrize("kind", COMPRESSORS)
+def test_cli_trains_on_a_compressed_corpus(tmp_path, kind):
+    compress, suffix = COMPRESSORS[kind]
+    (tmp_path / f"corpus.txt{suffix}").write_bytes(compress(make_text(3000).encode()))
+    result = train_cli(tmp_path / f"corpus.txt{suffix}", "-o", tmp_path / "m.npz")
+    assert result.exit_code == 0, result.output
+    assert "invalid utf-8" not in result.stderr and "2,700 train chars" in result.stderr
+
+
+def test_damaged_compressed_files_are_one_line_errors(tmp_path):
+    data = gzip.compress(np.random.default_rng(0).choice(list(b"abcdefgh \n"), size=200_000).astype(np.uint8).tobytes())
+    (tmp_path / "cut.gz").write_bytes(data[: len(data) * 3 // 4])  # the head decompresses, the end is missing
+    with pytest.raises(CharrnnError, match=r"^\S*cut.gz: gzip data is corrupt or truncated after [\d,]+ decompressed"):
+        prepare_data([tmp_path / "cut.gz"], block_size=4096)  # blocks before the damage are delivered
+    (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    result = train_cli(tmp_path / "bad.gz")
+    assert result.exit_code == 1 and "bad.gz: gzip data is corrupt or truncated" in result.stderr
+    assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
+    (tmp_path / "inv.gz").write_bytes(gzip.compress(b"ab\ncd\xffef"))
+    with pytest.raises(CharrnnError, match="inv.gz: invalid utf-8 at byte offset 5 of the decompressed data"):
+        read_text([tmp_path / "inv.gz"])
+
+
+def test_archives_are_refused_with_a_hint(tmp_path):
+    with zipfile.ZipFile(tmp_path / "c.zip", "w") as archive:
+        archive.writestr("c.txt", make_text(500))
+    with tarfile.open(tmp_path / "c.tar.gz", "w:gz") as archive:
+        archive.add(tmp_path / "c.zip", arcname="c.zip")
+    for name, phrase in (("c.zip", "c.zip: a zip archive;"), ("c.tar.gz", "c.tar.gz: a tar archive, gzip-compressed;")):
+        result = train_cli(tmp_path / name)
+        assert result.exit_code == 1 and phrase in result.stderr and "extract the archive" in result.stderr
+
+
+def test_text_that_starts_like_bzip2_is_text(tmp_path):
+    (tmp_path / "c.txt").write_text("BZh9 is how a bzip2 stream starts; this is plain text\n")
+    assert read_text([tmp_path / "c.txt"]).startswith("BZh9 is")
+
+
+def test_directory_report_names_used_and_skipped_files(tmp_path):
+    corpus = tmp_path / "texts"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / ".git").mkdir()
+    (corpus / ".git" / "HEAD").write_text("ref: main\n")
+    (corpus / "a.txt").write_text(make_text(1500, seed=1))
+    (corpus / "sub" / "b.txt.gz").write_bytes(gzip.compress(make_text(1500, seed=2).encode()))
+    (corpus / "c.xz").write_bytes(lzma.compress(make_text(1500, seed=3).encode()))
+    (corpus / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR")
+    (corpus / "notes.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    (corpus / "packed.bin.gz").write_bytes(gzip.compress(b"\0\1\2\3"))
+    data = prepare_data([corpus], val_frac=0.0)
+    assert len(data.train_ids) == 4500  # a.txt, sub/b.txt.gz and c.xz
+    used, skipped = data.notes
+    assert used == f"corpus {corpus}: using 3 file(s): {corpus}/a.txt, {corpus}/c.xz (xz), {corpus}/sub/b.txt.gz (gzip)"
+    assert skipped == (
+        f"corpus {corpus}: skipped 4: {corpus}/.git/ (hidden), {corpus}/image.png (binary: a NUL byte in its first "
+        f"8 KiB), {corpus}/notes.zip (a zip archive), {corpus}/packed.bin.gz (binary: a NUL byte in its first 8 KiB)"
+    )
+    result = train_cli(corpus, "-o", tmp_path / "m.npz")  # the CLI prints the report
+    assert result.exit_code == 0, result.output
+    assert used in result.stderr and skipped in result.stderr
+
+
+def test_directory_report_counts_beyond_ten_names(tmp_path):
+    for index in range(12):
+        (tmp_path / f"f{index:02d}.txt").write_text("abc\n")
+        (tmp_path / f"g{index:02d}.bin").write_bytes(b"\0")
+    used, skipped = prepare_data([tmp_path], val_frac=0.0).notes
+    assert used.endswith("f09.txt, ... and 2 more") and skipped.endswith("(binary: a NUL byte in its first 8 KiB), "
+                                                                          "... and 2 more")  # fmt: skip
