@@ -71,7 +71,12 @@ def graceful_interrupt() -> Iterator[list[bool]]:
 
 @app.command()
 def train(
-    corpus: Annotated[list[Path], typer.Argument(help="Text files or directories to train on.", show_default=False)],
+    corpus: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Text files (plain, .gz, .bz2, .xz) or directories to train on; - reads stdin.", show_default=False
+        ),
+    ],
     output: Annotated[
         Path,
         typer.Option(

@@ -16,6 +16,7 @@ touched pages read. `decode.read_text` (whole text in memory) serves small input
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,8 @@ import numpy as np
 from .cachedir import ids_cache_dir
 from .decode import DEFAULT_BLOCK_SIZE
 from .errors import CharrnnError
-from .fingerprint import file_hashes
-from .idcache import encode_corpus, scan_corpus
+from .idcache import DamagedEntry, EncodedCorpus, encode_corpus, scan_corpus, verified_hashes
+from .sources import STDIN, spooled_stdin
 from .vocab import UnknownReport, Vocab, check_unk_policy
 
 
@@ -127,31 +128,46 @@ def prepare_data(
     sorted characters and returns the Vocab (fine-tuning with an extended vocabulary). With `val_file`,
     validation is that file and all of `paths` is training text; otherwise the validation split is the
     last `val_frac` of the ids (a view, no copy). `cache_dir` defaults to `cachedir.ids_cache_dir()`
-    ($XDG_CACHE_HOME/charrnn/ids, else ~/.cache/charrnn/ids).
+    ($XDG_CACHE_HOME/charrnn/ids, else ~/.cache/charrnn/ids). "-" (in `paths` or as `val_file`) is
+    standard input, copied to a temporary file in `cache_dir` for the two passes and removed after.
+    Every entry is verified before its ids are returned (fingerprint and range); a damaged one is
+    rebuilt and a note says so.
     """
     if not 0.0 <= val_frac < 1.0:
         raise CharrnnError(f"--val-frac must be in [0, 1), got {val_frac}")
     cache_dir = Path(cache_dir) if cache_dir is not None else ids_cache_dir()
-    scans = [scan_corpus(paths, encoding, errors, block_size, progress)]
-    if val_file is not None:
-        scans.append(scan_corpus([val_file], encoding, errors, block_size, progress))
-    if vocab is None or callable(vocab):
-        chars = "".join(sorted(set().union(*(scan.chars for scan in scans))))
-        vocab = Vocab(chars) if vocab is None else vocab(chars)
-    check_unk_policy(unk, vocab)
-    encoded = [encode_corpus(scan, vocab, cache_dir, unk, block_size, progress) for scan in scans]
+    named = [str(p) for p in [*paths, *([] if val_file is None else [val_file])]]
+    if named.count(STDIN) > 1:
+        raise CharrnnError("standard input (-) can be read only once")
+    with spooled_stdin(cache_dir) if STDIN in named else contextlib.nullcontext() as stdin_copy:
+        scans = [scan_corpus(paths, encoding, errors, block_size, progress, stdin_copy)]
+        if val_file is not None:
+            scans.append(scan_corpus([val_file], encoding, errors, block_size, progress, stdin_copy))
+        if vocab is None or callable(vocab):
+            chars = "".join(sorted(set().union(*(scan.chars for scan in scans))))
+            vocab = Vocab(chars) if vocab is None else vocab(chars)
+        check_unk_policy(unk, vocab)
+        notes = [note for scan in scans for note in scan.notes]
+        options = (vocab, cache_dir, unk, block_size, progress)
+        train, train_hash = _encode_verified(scans[0], *options, val_frac if val_file is None else 0.0, notes)
+        val = _encode_verified(scans[1], *options, 0.0, notes)[0] if val_file is not None else None
+    encoded = [train] if val is None else [train, val]
     unknown = UnknownReport({k: v for e in encoded for k, v in e.unknown.counts.items()}, unk)
     reused = all(e.reused for e in encoded)
-    if val_file is not None:
-        train_ids, val_ids = encoded[0].ids, encoded[1].ids
-    else:
-        train_ids, val_ids = split_tail(encoded[0].ids, val_frac)
-    try:
-        hashes = file_hashes(encoded[0].path, vocab.dtype, [len(train_ids)])
-    except OSError as error:
-        raise CharrnnError(f"cannot read the id cache file {encoded[0].path}: {error.strerror}") from None
-    if hashes is None:
-        raise CharrnnError(f"id cache file {encoded[0].path} is shorter than expected; delete it and retry")
-    train_hash = hashes[0]
-    notes = tuple(note for scan in scans for note in scan.notes)
-    return PreparedData(vocab, train_ids, val_ids, train_hash, reused, unknown, notes)
+    train_ids, val_ids = split_tail(train.ids, val_frac) if val is None else (train.ids, val.ids)
+    return PreparedData(vocab, train_ids, val_ids, train_hash, reused, unknown, tuple(notes))
+
+
+def _encode_verified(scan, vocab, cache_dir, unk, block_size, progress, val_frac, notes) -> tuple[EncodedCorpus, str]:
+    """The entry of `scan` (encoded or reused) and the fingerprint of its part before the `val_frac` tail,
+    verified in the same read (idcache.verified_hashes); a damaged entry is rebuilt, with a note."""
+    damage = None
+    for _ in range(2):
+        entry = encode_corpus(scan, vocab, cache_dir, unk, block_size, progress, damage=damage)
+        if entry.damage is not None:
+            notes.append(f"id cache entry {entry.path} was damaged ({entry.damage}); rebuilt it")
+        try:
+            return entry, verified_hashes(entry, len(vocab), [len(split_tail(entry.ids, val_frac)[0])])[0]
+        except DamagedEntry as error:
+            damage = str(error)
+    raise CharrnnError(f"id cache entry {entry.path} does not verify even after rebuilding it ({damage})")

@@ -15,6 +15,11 @@ encoding are unchanged — a file edited in place with the same size and mtime g
 the key is computed from the bytes, never from file metadata. Entries are written to a temporary file
 and renamed, so an interrupted encoding never leaves a half-written entry that looks complete. The
 default cache directory is `cachedir.ids_cache_dir()`.
+
+Verification: an entry records the fingerprint of its ids (fingerprint.py, computed as they are written).
+`verified_hashes` re-reads the file with plain reads before the ids are used, checks that fingerprint
+and that every id is below the vocabulary size, and in the same pass fingerprints the training split
+(which --resume compares). A mismatch raises DamagedEntry; data.prepare_data then rebuilds the entry.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from tqdm import tqdm
 from .atomic import atomic_writer, write_bytes_atomic
 from .decode import DEFAULT_BLOCK_SIZE, check_decoding, decoded_blocks
 from .errors import CharrnnError
-from .sources import Source, corpus_sources
+from .fingerprint import IdsDigest, file_hashes
+from .sources import STDIN, Source, corpus_sources
 from .vocab import UnknownReport, Vocab, check_unk_policy
 
 CACHE_FORMAT = "charrnn-ids"
@@ -63,10 +69,14 @@ def scan_corpus(
     errors: str = "strict",
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: bool = False,
+    stdin_copy: Path | None = None,
 ) -> CorpusScan:
-    """Pass 1: content key, character set and length of the corpus (files, directories, compressed files)."""
+    """Pass 1: content key, character set and length of the corpus (files, directories, compressed files;
+    "-" from `stdin_copy`, see sources.spooled_stdin: a stream could not be read a second time)."""
     check_decoding(encoding, errors)
-    found = corpus_sources(paths)
+    found = corpus_sources(paths, stdin_copy)
+    if any(source.path is None for source in found.sources):
+        raise CharrnnError("a corpus read from standard input (-) must be copied first (sources.spooled_stdin)")
     files = found.sources
     digest = hashlib.sha256(json.dumps([CACHE_VERSION, encoding, errors, [f.key for f in files]]).encode())
     seen = _CharSet()
@@ -82,7 +92,8 @@ def scan_corpus(
             digest.update(f"\0{feed.length}\0".encode())
             num_bytes += feed.length
     if num_chars == 0:
-        raise CharrnnError(f"corpus {', '.join(str(p) for p in paths)} is empty")
+        names = ", ".join("standard input (-)" if str(p) == STDIN else str(p) for p in paths)
+        raise CharrnnError(f"corpus {names} is empty")
     chars = seen.chars()
     return CorpusScan(files, encoding, errors, digest.hexdigest(), chars, num_chars, num_bytes, tuple(found.report()))
 
@@ -116,6 +127,12 @@ class EncodedCorpus:
     key: str
     reused: bool  # True when the cache entry already existed
     unknown: UnknownReport  # characters skipped or mapped by the unknown-character policy
+    fingerprint: str  # fingerprint.ids_hash of all the ids, recorded when the entry was written
+    damage: str | None = None  # why an existing entry for this key was found damaged and rebuilt
+
+
+class DamagedEntry(Exception):
+    """A cache entry whose ids are not the ones it recorded; the message says how."""
 
 
 def encode_corpus(
@@ -125,30 +142,74 @@ def encode_corpus(
     unk: str = "error",
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: bool = False,
+    damage: str | None = None,
 ) -> EncodedCorpus:
     """Pass 2 (skipped when cached): the ids of the scanned corpus under `vocab`, memory-mapped.
 
     Characters outside `vocab` follow `unk` ("error": CharrnnError naming each such character and its
-    first position in the text; "skip"; or a single character to map them to).
+    first position in the text; "skip"; or a single character to map them to). `damage` (why the
+    existing entry failed `verified_hashes`) rewrites the entry instead of reusing it. An existing entry
+    whose files are inconsistent (truncated, unreadable metadata) is rewritten, and says why in `.damage`.
     """
     cache_dir = Path(cache_dir)
     check_unk_policy(unk, vocab)
     key = entry_key(scan, vocab, unk)
     ids_path, meta_path = cache_dir / f"{key}.ids", cache_dir / f"{key}.json"
-    cached = _open_entry(ids_path, meta_path, vocab)
-    if cached is not None:
-        ids, report = cached
-        return EncodedCorpus(ids, ids_path, key, True, report)
+    if damage is None:
+        cached = _open_entry(ids_path, meta_path, vocab)
+        if isinstance(cached, tuple):
+            ids, report, fingerprint = cached
+            return EncodedCorpus(ids, ids_path, key, True, report, fingerprint)
+        damage = cached
+    digest = IdsDigest()
     try:
         with atomic_writer(ids_path, make_parents=True) as handle:
-            count, report = _write_ids(scan, vocab, unk, block_size, progress, handle)
+            count, report = _write_ids(scan, vocab, unk, block_size, progress, _Hashing(handle, digest))
     except OSError as error:  # from writing the ids (disk full); atomic_writer translates its own failures
         raise CharrnnError(f"cannot write the id cache in {cache_dir}: {error.strerror or error}") from None
     meta = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "dtype": vocab.dtype.name, "length": count,
-            "vocab": vocab.chars, "unknown": {c: list(v) for c, v in report.counts.items()},
-            "unk": unk, "files": [f.name for f in scan.files], "content_key": scan.content_key}  # fmt: skip
+            "fingerprint": digest.hexdigest(), "vocab": vocab.chars, "unknown": {c: list(v) for c, v in
+            report.counts.items()}, "unk": unk, "files": [f.name for f in scan.files],
+            "content_key": scan.content_key}  # fmt: skip
     write_bytes_atomic(meta_path, json.dumps(meta).encode("utf-8"))  # after the ids: an entry is whole once it has meta
-    return EncodedCorpus(_memmap(ids_path, vocab.dtype, count), ids_path, key, False, report)
+    ids = _memmap(ids_path, vocab.dtype, count)
+    return EncodedCorpus(ids, ids_path, key, False, report, digest.hexdigest(), damage)
+
+
+class _Hashing:
+    """A file being written whose bytes also go to an IdsDigest (the entry's fingerprint, no second read)."""
+
+    def __init__(self, handle, digest: IdsDigest) -> None:
+        self.handle, self.digest = handle, digest
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.digest.update(data)
+
+
+def verified_hashes(encoded: EncodedCorpus, vocab_size: int, ends: list[int]) -> list[str]:
+    """Fingerprints of `encoded.ids[:end]` for each end, from one plain read of the entry that also checks
+    that the file still holds the ids it recorded (their fingerprint) and that every id is below
+    `vocab_size` — so a damaged cache never reaches a kernel, which would index past its arrays.
+    Raises DamagedEntry saying what is wrong."""
+    itemsize, length = encoded.ids.dtype.itemsize, len(encoded.ids)
+
+    def in_range(block: np.ndarray) -> None:
+        if block.size and int(block.max()) >= vocab_size:
+            raise DamagedEntry(f"an id of {int(block.max())} in a vocabulary of {vocab_size} characters")
+
+    if length == 0:
+        return [IdsDigest().hexdigest() for _ in ends]
+    try:
+        hashes = file_hashes(encoded.path, encoded.ids.dtype, [*ends, length], in_range)
+        size = encoded.path.stat().st_size
+    except OSError as error:
+        raise DamagedEntry(f"unreadable: {error.strerror or error}") from None
+    if hashes is None or size != length * itemsize:
+        raise DamagedEntry(f"{size:,} bytes where {length * itemsize:,} were recorded")
+    if hashes[-1] != encoded.fingerprint:
+        raise DamagedEntry("its ids differ from the fingerprint recorded when it was written")
+    return hashes[:-1]
 
 
 class _CharSet:
@@ -235,18 +296,21 @@ def _memmap(path: Path, dtype: np.dtype, length: int) -> np.ndarray:
     return np.memmap(path, dtype=dtype, mode="r", shape=(length,))
 
 
-def _open_entry(ids_path: Path, meta_path: Path, vocab: Vocab) -> tuple[np.ndarray, UnknownReport] | None:
-    """A complete, consistent cache entry, or None (a damaged entry is simply rebuilt)."""
+def _open_entry(ids_path: Path, meta_path: Path, vocab: Vocab) -> tuple[np.ndarray, UnknownReport, str] | str | None:
+    """(ids, unknown report, fingerprint) of a complete, consistent cache entry; None when there is no
+    entry; else why the entry is damaged (it is then rebuilt). The ids themselves are checked later, by
+    `verified_hashes`, in the read that fingerprints the training split anyway."""
+    if not meta_path.exists() and not ids_path.exists():
+        return None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        length, dtype = int(meta["length"]), np.dtype(meta["dtype"])
-        consistent = (
-            meta.get("format") == CACHE_FORMAT and meta.get("version") == CACHE_VERSION and meta["vocab"] == vocab.chars
-            and dtype == vocab.dtype and ids_path.stat().st_size == length * dtype.itemsize
-        )  # fmt: skip
+        length, dtype, fingerprint = int(meta["length"]), np.dtype(meta["dtype"]), str(meta["fingerprint"])
+        size = ids_path.stat().st_size
         unknown = {char: (int(v[0]), int(v[1])) for char, v in meta.get("unknown", {}).items()}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not consistent:
-        return None
-    return _memmap(ids_path, dtype, length), UnknownReport(unknown, meta.get("unk", "error"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
+        return f"unreadable: {error.strerror if isinstance(error, OSError) else 'metadata ' + type(error).__name__}"
+    if meta.get("format") != CACHE_FORMAT or meta.get("version") != CACHE_VERSION or meta.get("vocab") != vocab.chars:
+        return "its metadata does not match its key"
+    if dtype != vocab.dtype or size != length * dtype.itemsize:
+        return f"{size:,} bytes where {length * dtype.itemsize:,} were recorded"
+    return _memmap(ids_path, dtype, length), UnknownReport(unknown, meta.get("unk", "error")), fingerprint

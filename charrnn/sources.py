@@ -6,7 +6,9 @@ report of what was left out and why:
   - a file is read as it is, or decompressed on the fly when its first bytes are those of gzip, bzip2 or
     xz data (whatever its name), so `corpus.txt.gz` trains like `corpus.txt` without being unpacked;
     other archives (zip, tar, 7z, rar, zstd) are refused with a hint, since their bytes are not text;
-  - "-" is standard input;
+  - "-" is standard input (for training, which reads a corpus twice, first copied to a temporary file
+    by `spooled_stdin`); any other path that is not a regular file (a FIFO, a device) is refused, since
+    reading it could block forever or never end;
   - a directory is every file below it in sorted path order, except hidden entries (a name starting
     with "."), anything that is not a regular file, archives, unreadable files and binary files (a NUL
     byte in the first 8 KiB, after decompression); each of those is reported with its reason.
@@ -21,7 +23,11 @@ import bz2
 import contextlib
 import gzip
 import lzma
+import os
+import shutil
+import stat
 import sys
+import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,17 +51,19 @@ _DECOMPRESSION_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 
 @dataclass(frozen=True)
 class Source:
-    """One input of a text. `path` None is standard input; `name` is how messages call it;
-    `compression` is "gzip", "bzip2", "xz" or None."""
+    """One input of a text. `path` None is standard input as a stream; `name` is how messages call it;
+    `compression` is "gzip", "bzip2", "xz" or None; `from_stdin` marks a copy of standard input."""
 
     path: Path | None
     name: str
     compression: str | None = None
+    from_stdin: bool = False
 
     @property
     def key(self) -> str:
-        """What identifies the source in a cache key: the resolved path, or "<stdin>"."""
-        return STDIN_NAME if self.path is None else str(self.path.resolve())
+        """What identifies the source in a cache key: the resolved path, or "<stdin>" (the same text piped
+        in twice finds the same cache entry)."""
+        return STDIN_NAME if self.path is None or self.from_stdin else str(self.path.resolve())
 
     def size(self) -> int:
         """Bytes on disk (0 for standard input, whose size is not known in advance)."""
@@ -142,8 +150,9 @@ def _some(names: list[str]) -> str:
     return ", ".join(names[:REPORT_NAMES]) + (f", ... and {more} more" if more > 0 else "")
 
 
-def corpus_sources(paths: list[str | Path]) -> CorpusSources:
-    """Expand files, directories and "-" into the sources to read (see the module docstring)."""
+def corpus_sources(paths: list[str | Path], stdin_copy: Path | None = None) -> CorpusSources:
+    """Expand files, directories and "-" into the sources to read (see the module docstring). "-" is
+    read from `stdin_copy` when given (see `spooled_stdin`), else as a stream."""
     if not paths:
         raise CharrnnError("no corpus given")
     sources: list[Source] = []
@@ -151,11 +160,18 @@ def corpus_sources(paths: list[str | Path]) -> CorpusSources:
     directories: list[str] = []
     for raw in paths:
         if str(raw) == STDIN:
-            sources.append(Source(None, STDIN_NAME))
+            if stdin_copy is None:
+                sources.append(Source(None, STDIN_NAME))
+            else:
+                sources.append(Source(stdin_copy, STDIN_NAME, _sniff(stdin_copy).compression, from_stdin=True))
             continue
         path = Path(raw)
         if not path.exists():
             raise CharrnnError(f"corpus {path} does not exist")
+        if not path.is_dir() and not path.is_file():
+            kind = _kind(path)
+            hint = "; to read a pipe, give - and pipe it into standard input" if "FIFO" in kind else ""
+            raise CharrnnError(f"corpus {path} is {kind}, not a regular file{hint}")
         if path.is_dir():
             found, left_out = _directory(path)
             if not found:
@@ -195,7 +211,7 @@ def _directory(root: Path) -> tuple[list[Source], list[Skipped]]:
         elif path.is_dir():
             continue
         elif not path.is_file():
-            skipped.append(Skipped(str(path), "not a regular file" if path.exists() else "a broken link"))
+            skipped.append(Skipped(str(path), f"{_kind(path)}, not a regular file"))
         else:
             try:
                 sniff = _sniff(path)
@@ -253,3 +269,36 @@ def _sniff(path: Path) -> _Sniff:
     if refusal and compression:
         refusal = f"{refusal}, {compression}-compressed"
     return _Sniff(compression, refusal, b"\0" in head)
+
+
+def _kind(path: Path) -> str:
+    """What a path that is neither a regular file nor a directory is, for messages."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "a broken link"
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+@contextlib.contextmanager
+def spooled_stdin(directory: Path) -> Iterator[Path]:
+    """Standard input copied to a temporary file in `directory`, removed afterwards. Training reads a
+    corpus twice (characters, then ids); a pipe can be read once, so it is copied as it is read."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise CharrnnError("standard input (-) is a terminal: pipe a corpus into it (charrnn train - < corpus.txt)")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(dir=directory, prefix=".stdin-", suffix=".part", delete=False)  # noqa: SIM115
+    except OSError as error:
+        raise CharrnnError(f"cannot store standard input in {directory}: {error.strerror or error}") from None
+    try:
+        with handle:
+            shutil.copyfileobj(sys.stdin.buffer, handle, 1 << 20)
+        yield Path(handle.name)
+    except OSError as error:
+        raise CharrnnError(f"cannot store standard input in {directory}: {error.strerror or error}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(handle.name)

@@ -4,9 +4,12 @@ import bz2
 import gzip
 import io
 import lzma
+import os
+import subprocess
 import sys
 import tarfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,3 +217,87 @@ def test_directory_report_counts_beyond_ten_names(tmp_path):
     used, skipped = prepare_data([tmp_path], val_frac=0.0).notes
     assert used.endswith("f09.txt, ... and 2 more") and skipped.endswith("(binary: a NUL byte in its first 8 KiB), "
                                                                           "... and 2 more")  # fmt: skip
+
+
+# ---- cached ids are verified; pipes and FIFOs ----
+
+
+def cache_file():
+    (path,) = ids_cache_dir().glob("*.ids")
+    return path
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["uint8", "uint16"])
+def test_damaged_cached_ids_are_detected_and_rebuilt(tmp_path, wide):
+    alphabet = "abcdefgh \n" + ("".join(chr(0x4E00 + i) for i in range(300)) if wide else "")
+    text = make_text(4000, alphabet=alphabet)
+    (tmp_path / "c.txt").write_text(text)
+    expected = Vocab.from_text(text).encode(text)
+    first = prepare_data([tmp_path / "c.txt"], val_frac=0.0)
+    assert first.train_ids.dtype == (np.uint16 if wide else np.uint8) and first.notes == ()
+    ids = np.fromfile(cache_file(), dtype=first.train_ids.dtype)
+    del first
+
+    damaged = ids.copy()
+    damaged[1234] = np.iinfo(ids.dtype).max  # out of range: would index past the kernels' arrays
+    damaged.tofile(cache_file())
+    again = prepare_data([tmp_path / "c.txt"], val_frac=0.0)
+    assert not again.reused_cache and np.array_equal(again.train_ids, expected)
+    (note,) = again.notes
+    assert f"was damaged (an id of {np.iinfo(ids.dtype).max} in a vocabulary of {len(again.vocab)}" in note
+    assert note.endswith("rebuilt it")
+
+    damaged = ids.copy()
+    damaged[2000] = (ids[2000] + 1) % len(again.vocab)  # in range: only the fingerprint can tell
+    del again
+    damaged.tofile(cache_file())
+    again = prepare_data([tmp_path / "c.txt"], val_frac=0.0)
+    assert np.array_equal(again.train_ids, expected)
+    assert "was damaged (its ids differ from the fingerprint recorded when it was written)" in again.notes[0]
+    assert prepare_data([tmp_path / "c.txt"], val_frac=0.0).reused_cache  # the rebuilt entry verifies
+
+
+def test_cli_says_on_stderr_that_a_damaged_entry_was_rebuilt(tmp_path):
+    (tmp_path / "c.txt").write_text(make_text(3000))
+    args = [tmp_path / "c.txt", "-o", tmp_path / "m.npz", "--val-frac", "0"]  # no validation text at all
+    assert train_cli(*args).exit_code == 0
+    data = bytearray(cache_file().read_bytes())
+    data[10] = 0xFF
+    cache_file().write_bytes(bytes(data))
+    result = train_cli(*args)
+    assert result.exit_code == 0, result.output
+    assert "was damaged (an id of 255 in a vocabulary of 10 characters); rebuilt it" in result.stderr
+    meta = cache_file().with_suffix(".json")
+    meta.write_text("{not json")
+    result = train_cli(*args)
+    assert result.exit_code == 0 and "was damaged (unreadable: metadata JSONDecodeError); rebuilt it" in result.stderr
+
+
+def test_piped_corpus_reports_its_real_length_and_is_cached(tmp_path):
+    text = make_text(3000)
+    for stdin in (text.encode(), gzip.compress(text.encode()), text.encode()):
+        result = runner.invoke(app, ["train", "-", "-o", str(tmp_path / "m.npz"), *SMALL], input=stdin)
+        assert result.exit_code == 0, result.output
+        assert "data: 2,700 train chars, 300 validation chars" in result.stderr
+    assert len(list(ids_cache_dir().glob("*.ids"))) == 1  # the same text, however piped, is one entry
+    assert not list(ids_cache_dir().glob(".stdin-*"))  # the copy of standard input is removed
+    result = runner.invoke(app, ["train", "-", "-o", str(tmp_path / "m.npz"), *SMALL], input=b"")
+    assert result.exit_code == 1 and "corpus standard input (-) is empty" in result.stderr
+    with pytest.raises(CharrnnError, match="can be read only once"):
+        prepare_data(["-"], val_file="-")
+
+
+def test_fifos_and_devices_are_refused_not_waited_on(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "a.txt").write_text(make_text(3000))
+    os.mkfifo(tmp_path / "dir" / "pipe")
+    base = [sys.executable, "-m", "charrnn", "train", "-o", str(tmp_path / "m.npz"), *SMALL]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for corpus, expected in ((tmp_path / "fifo", "is a FIFO (named pipe), not a regular file; to read a pipe, give -"),
+                             ("/dev/zero", "/dev/zero is a character device, not a regular file")):  # fmt: skip
+        done = subprocess.run([*base, str(corpus)], capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 1 and expected in done.stderr and len(done.stderr.splitlines()) == 1
+    done = subprocess.run([*base, str(tmp_path / "dir")], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"skipped 1: {tmp_path}/dir/pipe (a FIFO (named pipe), not a regular file)" in done.stderr
