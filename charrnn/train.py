@@ -19,7 +19,6 @@ validation loss (stop_reason "patience"); the best model is in `<stem>.best.npz`
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from .checkpointing import (
 from .config import LR_SCHEDULES, OPTIMIZERS, TrainConfig  # noqa: F401 (TrainConfig lives in config.py)
 from .data import StreamBatches, eval_streams
 from .errors import CharrnnError
+from .fingerprint import ids_hash
 from .kernels import blas, optim
 from .metrics import MetricsLog
 from .model import Model, ModelConfig, save_checkpoint
@@ -53,7 +53,6 @@ from .workspace import Workspace
 __all__ = ["TrainConfig", "TrainResult", "TrainState", "apply_update", "best_path", "evaluate", "ids_hash", "train"]
 
 NATS_PER_BIT = math.log(2.0)
-HASH_SLICE = 1 << 24  # ids hashed per slice (ids_hash)
 BASELINE_MAX_TRAIN_CHARS = 1 << 22  # the n-gram baselines are fitted on at most this prefix of the training text
 
 
@@ -120,14 +119,6 @@ def evaluate(model: Model, ids: np.ndarray, batch_size: int, seq_len: int,
         loss, state = workspace.loss(inputs, targets, state)
         total += loss
     return total / batches.chunks_per_epoch
-
-
-def ids_hash(ids: np.ndarray) -> str:
-    """sha256 (16 hex digits) of the ids' bytes, hashed in slices so a memmap is never copied whole."""
-    digest = hashlib.sha256()
-    for start in range(0, len(ids), HASH_SLICE):
-        digest.update(np.ascontiguousarray(ids[start : start + HASH_SLICE]).tobytes())
-    return digest.hexdigest()[:16]
 
 
 @dataclass
