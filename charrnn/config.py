@@ -35,6 +35,7 @@ OPTIMIZERS = ("adam", "rmsprop", "adagrad", "sgd")
 LR_SCHEDULES = ("cosine", "constant")
 DECODE_ERRORS = ("strict", "replace")
 UNK_POLICIES = ("error", "skip")
+MAX_SEED = 1 << 53  # seeds are exact in JSON readers that hold numbers as doubles (jq, JavaScript)
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,8 @@ class TrainConfig:
                                        budget=True, valid=lambda v: v > 0, rule="must be > 0")  # fmt: skip
     eval_every: int = option(200, "--eval-every", "Evaluate and checkpoint every this many steps.", panel=BUDGET,
                              **at_least(1))  # fmt: skip
-    seed: int = option(1234, "--seed", "Random seed (initialisation, dropout masks).", panel=OPT)
+    seed: int = option(1234, "--seed", "Random seed (initialisation, dropout masks).", panel=OPT,
+                       valid=lambda v: 0 <= v < MAX_SEED, rule="must be in [0, 2^53)")  # fmt: skip
     threads: int = option(0, "--threads", "Threads for BLAS and kernels (0: all cores).", panel=RUN, inherit=False,
                           valid=lambda v: v >= 0, rule="must be >= 0")  # fmt: skip
     patience: int | None = option(None, "--patience", "Stop after this many evaluations without a better validation "
@@ -288,7 +290,10 @@ def resume_options(given: Mapping[type, Mapping[str, Any]], recorded: Mapping[st
             elif f.name in old and (spec is None or (spec.inherit and not (spec.budget and budget_given))):
                 values[f.name] = old[f.name]
         built[cls] = cls(**values)
-    return ResolvedOptions(built[TrainConfig], built[DataConfig], overrides)
+    train, data = built[TrainConfig], built[DataConfig]
+    if train.patience is not None and data.val_frac == 0 and data.val_file is None:
+        raise OptionError("--patience needs validation text (--val-frac > 0 or --val-file)")
+    return ResolvedOptions(train, data, overrides)
 
 
 def _show(value: Any) -> str:

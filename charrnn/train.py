@@ -349,8 +349,8 @@ def _evaluate_and_save(model, config, state, val_ids, output, baselines, window,
     save_checkpoint(output, model, {**metadata, **checkpoint_meta(config, state), "role": "latest"},
                     state_arrays(state))
     bits = None if val_loss is None else val_loss / NATS_PER_BIT
-    metrics.append({"step": state.step, "epoch": state.epoch, "elapsed": round(state.elapsed, 3), "lr": lr,
-                    "train_loss": window.mean_loss, "val_loss": val_loss, "val_bpc": bits,
+    metrics.append({"step": state.step, "epoch": state.epoch, "elapsed_seconds": round(state.elapsed, 3), "lr": lr,
+                    "train_nats_per_char": window.mean_loss, "val_nats_per_char": val_loss, "val_bits_per_char": bits,
                     "chars_per_second": round(window.chars_per_second, 1), "best": improved})  # fmt: skip
     parts = [f"step {state.step} (epoch {state.epoch}):"]
     if window.mean_loss is not None:

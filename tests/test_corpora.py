@@ -313,7 +313,9 @@ def test_cli_corpus_list():
     assert result.exit_code == 0
     assert "tinyshakespeare" in result.stdout and "pinned" in result.stdout and "GPL-2.0" in result.stdout
     result = runner.invoke(app, ["corpus", "list", "--json"])
-    assert {"name", "url", "sha256", "size", "license"} <= set(json.loads(result.stdout)[0])
+    records = [json.loads(line) for line in result.stdout.splitlines()]  # one record per corpus
+    assert {"kind", "name", "url", "download_sha256", "download_size_bytes", "license"} <= set(records[0])
+    assert len(records) == result.stdout.count("\n") and all(r["kind"] == "corpus" for r in records)
 
 
 def test_cli_corpus_get_bad_name_is_one_line_error():
@@ -336,6 +338,10 @@ def test_cli_corpus_get_downloads_and_copies(server, tmp_path):
     copy = tmp_path / "copy.txt"
     result = runner.invoke(app, [*args, "-q", "-o", str(copy)])
     assert result.stdout.strip() == str(copy) and copy.read_bytes() == BODY
+    result = runner.invoke(app, [*args, "-q", "--json"])
+    record = json.loads(result.stdout)
+    assert record["kind"] == "corpus" and record["name"] == "small" and Path(record["path"]).read_bytes() == BODY
+    assert record["size_bytes"] == len(BODY) and record["download_sha256"] == hashlib.sha256(BODY).hexdigest()
 
 
 def test_cli_corpus_get_failed_download_is_one_line_error(server, tmp_path):

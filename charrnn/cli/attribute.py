@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import JsonOption, ThreadsOption, echo_json, user_errors
+from .common import JsonOption, ThreadsOption, emit, user_errors
 
 
 def attribute(
@@ -19,10 +19,10 @@ def attribute(
 ) -> None:
     """Which model explains a text best: bits/char and posterior (uniform prior) per model. Characters
     outside the vocabulary shared by all models are removed for every model, and reported."""
-    from ..errors import CharrnnError
+    from ..errors import OptionError
     from ..generate import compute_threads
     from ..model import load_model
-    from ..report import attribution_text
+    from ..report import attribution_records, attribution_text
     from ..score import attribute as run_attribution
     from ..score import read_source
 
@@ -30,13 +30,14 @@ def attribute(
         stems = [path.stem for path in models]
         names = [path.stem if stems.count(path.stem) == 1 else str(path) for path in models]
         if len(set(names)) != len(names):
-            raise CharrnnError("the same model is given twice")
+            raise OptionError("the same model is given twice")
         body, name = read_source(source)
         loaded = {label: load_model(path) for label, path in zip(names, models, strict=True)}
         with compute_threads(threads):
             result = run_attribution(body, loaded, by_paragraph=by_paragraph)
-        record = {"source": name, **result.to_dict()}
+        paragraphs, summary = attribution_records(name, result)
         if as_json:
-            echo_json(record)
+            for record in [*paragraphs, summary]:
+                emit(record)
         else:
-            typer.echo(attribution_text(record))
+            typer.echo(attribution_text(summary, paragraphs))

@@ -12,14 +12,18 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import CharrnnError
+from ..errors import CharrnnError, OptionError
 
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn expected failures into one line on stderr and a non-zero exit."""
+    """Turn expected failures into one line on stderr and a non-zero exit: 2 for a bad option value (a
+    usage mistake, as Click's own), 1 for everything else."""
     try:
         yield
+    except OptionError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(2) from None
     except CharrnnError as error:
         typer.echo(f"Error: {error}", err=True)
         raise typer.Exit(1) from None
@@ -50,13 +54,14 @@ def graceful_interrupt() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def echo_json(record: Any, indent: int | None = 2) -> None:
-    typer.echo(json.dumps(record, indent=indent))
+def emit(record: dict[str, Any]) -> None:
+    """Print one record as one line of JSON (the convention of docs/json.md: JSON lines everywhere)."""
+    typer.echo(json.dumps(record))
 
 
 ModelArgument = Annotated[Path, typer.Argument(help="Checkpoint (.npz).", show_default=False)]
 ThreadsOption = Annotated[int, typer.Option("--threads", help="Threads for BLAS and kernels (0: all cores).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON records, one per line (docs/json.md).")]
 UnkOption = Annotated[
     str, typer.Option("--unk", help="Characters not in the model's vocabulary: error, skip or map:<char>.")
 ]

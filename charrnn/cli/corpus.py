@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .common import JsonOption, echo_json, user_errors
+from .common import JsonOption, emit, user_errors
 
 corpus_app = typer.Typer(help="Named corpora: list, download, and synthesise texts.", no_args_is_help=True)
 synth_app = typer.Typer(
@@ -30,12 +30,13 @@ SynthSeed = Annotated[int, typer.Option("--seed", help="Random seed (same seed, 
 def corpus_list(registry: RegistryOption = None, as_json: JsonOption = False) -> None:
     """List the registry's corpora: name, download size, whether its sha256 is pinned, license."""
     from ..corpora import list_corpora, load_registry
-    from ..report import corpus_list_record, corpus_list_text
+    from ..report import corpus_list_text, corpus_record
 
     with user_errors():
-        records = corpus_list_record(list_corpora(load_registry(registry) if registry else None))
+        records = [corpus_record(corpus) for corpus in list_corpora(load_registry(registry) if registry else None)]
     if as_json:
-        echo_json(records)
+        for record in records:
+            emit(record)
     else:
         typer.echo(corpus_list_text(records))
 
@@ -51,17 +52,20 @@ def corpus_get(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Also copy the text to this file.")] = None,
     registry: RegistryOption = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notices.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Download (or build) a corpus into the cache, verify it, and print the path of the text file."""
     from ..corpora import get_corpus, load_registry
     from ..errors import CharrnnError
+    from ..report import corpus_record
 
     with user_errors():
+        entries = load_registry(registry) if registry else None
         path = get_corpus(
             name,
             cache_dir=cache_dir,
             progress=not quiet,
-            registry=load_registry(registry) if registry else None,
+            registry=entries,
             log=None if quiet else (lambda message: typer.echo(message, err=True)),
         )
         if output is not None:
@@ -70,7 +74,10 @@ def corpus_get(
             except OSError as error:
                 raise CharrnnError(f"cannot write {output}: {error.strerror or error}") from None
             path = output
-        typer.echo(str(path))
+        if as_json:
+            emit(corpus_record((entries or load_registry())[name], path))
+        else:
+            typer.echo(str(path))
 
 
 def _report_synth(result, output: Path, as_json: bool) -> None:
@@ -85,7 +92,7 @@ def _report_synth(result, output: Path, as_json: bool) -> None:
         raise CharrnnError(f"cannot write {output}: {error.strerror or error}") from None
     record = synth_record(result, str(output))
     if as_json:
-        echo_json(record, indent=None)
+        emit(record)
     else:
         typer.echo(synth_text(record))
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from .common import JsonOption, ModelArgument, echo_json, user_errors
+from .common import JsonOption, ModelArgument, emit, user_errors
 
 
 def info(model: ModelArgument, as_json: JsonOption = False) -> None:
-    """Architecture, parameter counts, vocabulary and training progress of a checkpoint."""
-    from ..model import checkpoint_info
-    from ..report import info_text
+    """Architecture, parameter counts, vocabulary, training progress and options of a checkpoint."""
+    from ..report import info_record, info_text
 
     with user_errors():
-        details = checkpoint_info(model)
+        details = info_record(model)
     if as_json:
-        echo_json(details)
+        emit(details)
     else:
         typer.echo(info_text(details))

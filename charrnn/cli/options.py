@@ -9,6 +9,7 @@ the others).
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 import types
@@ -49,15 +50,22 @@ def _cli_type(hint: Any, spec: Option) -> Any:
     return hint
 
 
+def choice_type(name: str, choices: tuple[str, ...]) -> type[enum.Enum]:
+    """A str Enum of `choices`: Typer shows them in help and refuses anything else as a usage error."""
+    return enum.Enum(name, [(choice, choice) for choice in choices], type=str)  # type: ignore[return-value]
+
+
 def _parameter(cls: type, name: str, spec: Option, hint: Any, default: Any) -> inspect.Parameter:
     kind = _cli_type(hint, spec)
     if spec.parse is not None:
         default = spec.shown_default
+    if spec.choices:
+        kind = choice_type(param_name(spec.flag).title().replace("_", ""), spec.choices)
+        default = kind(default)
     if default is None:
         kind = kind | None
-    help_text = spec.help + (f" One of: {', '.join(spec.choices)}." if spec.choices else "")
     info = typer.Option(
-        spec.flag, help=escape(help_text), rich_help_panel=spec.panel or None,
+        spec.flag, help=escape(spec.help), rich_help_panel=spec.panel or None,
         show_default=spec.shown_default if spec.shown_default is not None else default is not None,
     )  # fmt: skip
     _FIELDS[param_name(spec.flag)] = (cls, name)
@@ -97,5 +105,7 @@ def given(ctx: typer.Context, options: dict[str, Any], cls: type) -> dict[str, A
         source = ctx.get_parameter_source(name)
         if owner is cls and source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
             spec = option_specs(cls)[field_name]
+            if isinstance(value, enum.Enum):
+                value = value.value
             out[field_name] = spec.parse(value) if spec.parse else str(value) if isinstance(value, Path) else value
     return out

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .common import ModelArgument, ThreadsOption, UnkOption, echo_json, user_errors
+from ..config import MAX_SEED
+from .common import ModelArgument, ThreadsOption, UnkOption, emit, user_errors
 
 
 def read_prime(prime: str | None, prime_file: Path | None) -> str:
-    from ..errors import CharrnnError
+    from ..errors import OptionError
     from ..score import read_source
 
     if prime is not None and prime_file is not None:
-        raise CharrnnError("give --prime or --prime-file, not both")
+        raise OptionError("give --prime or --prime-file, not both")
     return read_source(prime_file)[0] if prime_file is not None else (prime or "")
 
 
@@ -29,23 +31,34 @@ def sample(
     top_p: Annotated[float, typer.Option(help="Sample from the smallest set with this much mass (1: off).")] = 1.0,
     prime: Annotated[str | None, typer.Option(help="Text to warm the state on (printed, not counted).")] = None,
     prime_file: Annotated[Path | None, typer.Option(help="Read the prime from this file.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed: the same seed gives the same text.")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Random seed in [0, 2^53): the same seed gives the same text.", min=0, max=MAX_SEED - 1,
+                     show_default="random, reported by --json"),
+    ] = None,  # fmt: skip
     num_samples: Annotated[int, typer.Option(help="Samples to generate together as one batch.")] = 1,
     stop: Annotated[str | None, typer.Option(help="End a sample right after it produces this string.")] = None,
     unk: UnkOption = "error",
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per sample (JSON lines).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON record per sample (docs/json.md).")] = False,
     threads: ThreadsOption = 1,  # the per-step products are small: a second BLAS thread costs more than it saves
 ) -> None:
     """Generate text from MODEL, streamed to stdout as it is produced."""
-    from ..generate import compute_threads
+    from ..errors import CharrnnError, OptionError
+    from ..generate import check_sampling_options, compute_threads
     from ..generate import sample as start_sampling
     from ..model import load_model
     from ..report import sample_record
     from ..vocab import parse_unk_option
 
     with user_errors():
+        try:  # every problem it finds is an option value (a usage mistake): exit 2 before the model is read
+            check_sampling_options(length, temperature, top_k, top_p, num_samples, 1)
+        except CharrnnError as error:
+            raise OptionError(str(error)) from None
         text = read_prime(prime, prime_file)
         loaded = load_model(model)
+        if seed is None:  # drawn here, below 2^53, so that the seed --json reports survives any JSON reader
+            seed = secrets.randbelow(MAX_SEED)
         with compute_threads(threads):
             sampler = start_sampling(loaded, length, temperature, top_k, top_p, greedy, text, num_samples, seed,
                                      stop, parse_unk_option(unk))  # fmt: skip
@@ -63,7 +76,7 @@ def sample(
                     last = pieces[0][-1]
         for result in sampler.results:
             if as_json:
-                echo_json(sample_record(result, text, sampler.seed), indent=None)
+                emit(sample_record(result, text, sampler.seed))
             elif streaming:
                 if last not in ("", "\n"):
                     sys.stdout.write("\n")

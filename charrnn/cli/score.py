@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import JsonOption, ModelArgument, ThreadsOption, UnkOption, echo_json, user_errors
+from .common import JsonOption, ModelArgument, ThreadsOption, UnkOption, emit, user_errors
 
 
 def score(
@@ -17,7 +17,7 @@ def score(
     ] = None,
     text: Annotated[str | None, typer.Option("--text", help="Score this string instead of a file.")] = None,
     per_char: Annotated[bool, typer.Option("--per-char", help="A row per character: probability, surprisal.")] = False,
-    alternatives: Annotated[int, typer.Option(help="Most likely alternatives shown with --per-char.")] = 3,
+    alternatives: Annotated[int, typer.Option(help="Most likely alternatives shown with --per-char.", min=0)] = 3,
     per_line: Annotated[bool, typer.Option("--per-line", help="Bits/char of each line.")] = False,
     baseline: Annotated[
         Path | None,
@@ -29,27 +29,37 @@ def score(
 ) -> None:
     """Log-likelihood of a text under MODEL: nats, bits, bits/char, perplexity. The first character only
     conditions; characters 2..N are scored from a zero state."""
-    from ..errors import CharrnnError
+    from ..errors import OptionError
     from ..generate import compute_threads
     from ..model import load_model
-    from ..report import score_record, score_text
-    from ..score import line_scores, ngram_baselines, per_char_rows, read_source
+    from ..report import char_header, char_records, char_text, line_header, line_records, line_text, score_record
+    from ..report import score_text as summary_text
+    from ..score import line_scores, ngram_baselines, read_source
     from ..score import score_text as score_under
     from ..vocab import parse_unk_option
 
     with user_errors():
         if (source is None) == (text is None):
-            raise CharrnnError("give a FILE (or - for stdin) or --text, exactly one")
-        if alternatives < 0:
-            raise CharrnnError(f"--alternatives must be >= 0, got {alternatives}")
+            raise OptionError("give a FILE (or - for stdin) or --text, exactly one")
         body, name = (text, "--text") if text is not None else read_source(source)
         loaded = load_model(model)
         with compute_threads(threads):
             result = score_under(loaded, body, parse_unk_option(unk), top=alternatives if per_char else 0, where=name)
         baselines = ngram_baselines(loaded, baseline, body, parse_unk_option(unk)) if baseline is not None else None
-        record = score_record(name, str(model), result, per_char_rows(result, loaded) if per_char else None,
-                              line_scores(result, loaded) if per_line else None, baselines)  # fmt: skip
+        # rows stream, one line each, before the summary record
+        tables = [(per_char, char_header, lambda: char_records(result, loaded.vocab.chars), char_text),
+                  (per_line, line_header, lambda: line_records(line_scores(result, loaded)), line_text)]  # fmt: skip
+        for wanted, header, records, text_of in tables:
+            if wanted:
+                if not as_json:
+                    typer.echo(header())
+                for row in records():
+                    if as_json:
+                        emit(row)
+                    else:
+                        typer.echo(text_of(row))
+        record = score_record(name, str(model), result, baselines)
         if as_json:
-            echo_json(record)
+            emit(record)
         else:
-            typer.echo(score_text(record, str(baseline)))
+            typer.echo(summary_text(record, str(baseline)))

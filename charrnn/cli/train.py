@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from ..config import DataConfig, ModelConfig, PreviewConfig, TrainConfig
-from .common import graceful_interrupt, user_errors
+from .common import emit, graceful_interrupt, user_errors
 from .options import config_options, given
 
 
@@ -55,6 +55,9 @@ def train(
         bool, typer.Option("--force", help="Replace an existing checkpoint (and its .best.npz, .metrics.jsonl).")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="At the end, print the run's summary as a JSON record (docs/json.md).")
+    ] = False,
     **options: Any,
 ) -> None:
     """Train a character-level RNN on CORPUS and write a checkpoint."""
@@ -62,7 +65,7 @@ def train(
 
     from ..checkpointing import check_replaceable, training_meta
     from ..config import check_values, resume_options
-    from ..errors import CharrnnError
+    from ..errors import CharrnnError, OptionError
     from ..preview import SamplePreview
     from ..report import train_record, train_text
     from ..runstart import ARCHITECTURE_OPTIONS, prepare_run
@@ -70,6 +73,11 @@ def train(
     from ..vocab import parse_unk_option
 
     with user_errors():
+        if resume is not None and init_from is not None:
+            raise OptionError("--resume and --init-from exclude each other (resume continues a run; init-from "
+                              "starts one)")  # fmt: skip
+        if extend_vocab and init_from is None:
+            raise OptionError("--extend-vocab needs --init-from (a fresh run's vocabulary is the corpus's own)")
         architecture = given(ctx, options, ModelConfig)
         check_values(ModelConfig, architecture)  # before any corpus work
         shown = PreviewConfig(**given(ctx, options, PreviewConfig))
@@ -104,6 +112,8 @@ def train(
                 on_sample=show_samples, train_hash=data.train_hash, metadata={"data_config": asdict(run.data)},
             )  # fmt: skip
         record = train_record(result, run.train.max_rollbacks)
+        if as_json:  # also when training diverged or was interrupted: the record says so
+            emit(record)
         if result.stop_reason == "diverged":
             raise CharrnnError(train_text(record))
         typer.echo(train_text(record), err=True)
