@@ -4,7 +4,9 @@
     created_at        when its training started (UTC, ISO 8601; kept through resumes)
     commands          the command line of every run that trained it, first to last
     description       free text (`charrnn train --description`; kept through resumes unless given again)
-    corpora           every file trained (and validated) on: path, role, size_bytes, sha256
+    corpora           every file trained (and validated) on: path, role, compression, size_bytes and
+                      sha256 of the file as stored (compressed files: of the compressed bytes; standard
+                      input: null, it cannot be read again)
     fine_tuned_from   the --init-from checkpoint, if any
 
 Hashing the corpus files costs one more read of them (sha256 runs at about 1 GB/s, and the files were
@@ -35,25 +37,30 @@ def version() -> str:
         return __version__
 
 
-def file_record(path: Path, role: str) -> dict[str, Any]:
-    """path, role ("train" or "validation"), size_bytes and sha256 of one corpus file."""
+def file_record(source: Any, role: str) -> dict[str, Any]:
+    """path, role ("train" or "validation"), compression, size_bytes and sha256 of one corpus file (a
+    `sources.Source`)."""
+    if source.path is None or source.from_stdin:
+        return {"path": source.name, "role": role, "compression": source.compression, "size_bytes": None,
+                "sha256": None}  # fmt: skip
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open(source.path, "rb") as handle:
         while block := handle.read(BLOCK):
             digest.update(block)
-    return {"path": str(path), "role": role, "size_bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return {"path": str(source.path), "role": role, "compression": source.compression,
+            "size_bytes": source.path.stat().st_size, "sha256": digest.hexdigest()}  # fmt: skip
 
 
 def run_metadata(corpus: list[str | Path], val_file: str | Path | None, command: str, description: str | None,
                  previous: dict[str, Any] | None = None,
                  init_from: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
     """The provenance fields for a run's checkpoints. `previous`: the resumed checkpoint's metadata."""
-    from .idcache import corpus_files
+    from .sources import corpus_sources
 
     previous = previous or {}
-    files = [file_record(path, "train") for path in corpus_files(list(corpus))]
+    files = [file_record(source, "train") for source in corpus_sources(list(corpus)).sources]
     if val_file is not None:
-        files.append(file_record(Path(val_file), "validation"))
+        files += [file_record(source, "validation") for source in corpus_sources([val_file]).sources]
     out = {
         "charrnn_version": version(),
         "created_at": previous.get("created_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"),

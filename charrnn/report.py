@@ -149,8 +149,9 @@ def _card_lines(details: dict[str, Any]) -> list[str]:
     for index, command in enumerate(details.get("commands") or []):
         lines.append(("command: " if index == 0 else "resumed: ") + command)
     for corpus in details.get("corpora") or []:
-        lines.append(f"corpus ({corpus['role']}): {corpus['path']}, {corpus['size_bytes']:,} bytes, "
-                     f"sha256 {corpus['sha256'][:16]}…")  # fmt: skip
+        stored = f", {corpus['compression']}" if corpus.get("compression") else ""
+        known = f", {corpus['size_bytes']:,} bytes{stored}, sha256 {corpus['sha256'][:16]}…" if corpus["sha256"] else ""
+        lines.append(f"corpus ({corpus['role']}): {corpus['path']}{known}")
     return lines
 
 

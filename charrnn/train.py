@@ -19,7 +19,6 @@ validation loss (stop_reason "patience"); the best model is in `<stem>.best.npz`
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -28,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import kernels
 from .baselines import baseline_table
 from .checkpointing import (
     Snapshot,
@@ -44,15 +42,17 @@ from .checkpointing import (
 from .config import LR_SCHEDULES, OPTIMIZERS, TrainConfig  # noqa: F401 (TrainConfig lives in config.py)
 from .data import StreamBatches, eval_streams
 from .errors import CharrnnError
+from .fingerprint import ids_hash
+from .kernels import blas, optim
 from .metrics import MetricsLog
 from .model import Model, ModelConfig, save_checkpoint
 from .progress import TrainingBar
 from .vocab import Vocab
+from .workspace import Workspace
 
 __all__ = ["TrainConfig", "TrainResult", "TrainState", "apply_update", "best_path", "evaluate", "ids_hash", "train"]
 
 NATS_PER_BIT = math.log(2.0)
-HASH_SLICE = 1 << 24  # ids hashed per slice (ids_hash)
 BASELINE_MAX_TRAIN_CHARS = 1 << 22  # the n-gram baselines are fitted on at most this prefix of the training text
 
 
@@ -88,43 +88,37 @@ def apply_update(
     """Clip `grad` in place and take one optimizer step on `model.flat` with learning rate state.lr · factor.
     `norm` is grad's global norm if the caller has it already. Returns the pre-clip norm."""
     if norm is None:
-        norm = kernels._global_norm(grad)
+        norm = optim._global_norm(grad)
     lr = state.lr * factor
-    kernels._clip(grad, config.clip, config.clip_value, norm)
+    optim._clip(grad, config.clip, config.clip_value, norm)
     slots = state.optimizer
     if config.optimizer == "adam":
-        kernels._adam_step(model.flat, grad, slots["m"], slots["v"], lr, config.beta1, config.beta2,
+        optim._adam_step(model.flat, grad, slots["m"], slots["v"], lr, config.beta1, config.beta2,
                            config.eps, state.step + 1, config.weight_decay)  # fmt: skip
     elif config.optimizer == "rmsprop":
-        kernels._rmsprop_step(model.flat, grad, slots["cache"], lr, config.rms_decay, config.eps,
+        optim._rmsprop_step(model.flat, grad, slots["cache"], lr, config.rms_decay, config.eps,
                               config.weight_decay)  # fmt: skip
     elif config.optimizer == "adagrad":
-        kernels._adagrad_step(model.flat, grad, slots["cache"], lr, config.eps, config.weight_decay)
+        optim._adagrad_step(model.flat, grad, slots["cache"], lr, config.eps, config.weight_decay)
     else:
-        kernels._sgd_step(model.flat, grad, slots["velocity"], lr, config.momentum, config.weight_decay)
+        optim._sgd_step(model.flat, grad, slots["velocity"], lr, config.momentum, config.weight_decay)
     return norm
 
 
-def evaluate(model: Model, ids: np.ndarray, batch_size: int, seq_len: int) -> float | None:
+def evaluate(model: Model, ids: np.ndarray, batch_size: int, seq_len: int,
+             workspace: Workspace | None = None) -> float | None:  # fmt: skip
     """Mean cross-entropy (nats/char) over a whole text laid out as parallel streams, each starting
     from a zero state and carrying it across chunks. None if the text is too short to predict."""
     batches = eval_streams(ids, batch_size, seq_len)
     if batches is None:
         return None
+    workspace = workspace or Workspace(model)
     total, state = 0.0, model.initial_state(batches.batch_size)
     for index in range(batches.chunks_per_epoch):
         inputs, targets = batches.chunk(index)
-        loss, state = model.loss(inputs, targets, state)
+        loss, state = workspace.loss(inputs, targets, state)
         total += loss
     return total / batches.chunks_per_epoch
-
-
-def ids_hash(ids: np.ndarray) -> str:
-    """sha256 (16 hex digits) of the ids' bytes, hashed in slices so a memmap is never copied whole."""
-    digest = hashlib.sha256()
-    for start in range(0, len(ids), HASH_SLICE):
-        digest.update(np.ascontiguousarray(ids[start : start + HASH_SLICE]).tobytes())
-    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -226,7 +220,8 @@ def train(
             log(f"step {failed_at}: {what}; rolled back to step {snapshot.step} and halved the learning rate to "
                 f"{state.lr:.3g} (rollback {failures} of at most {config.max_rollbacks} in a row)")  # fmt: skip
 
-    with kernels.thread_limit(config.threads):
+    workspace = Workspace(model)
+    with blas.thread_limit(config.threads):
         bar = TrainingBar(progress, limit_steps, config.time_budget, state.step, log)
         factor = schedule_factor(config, _progress(config, state, limit_steps, 0.0))  # of the latest step
         try:
@@ -241,17 +236,17 @@ def train(
                     inputs, targets = batches.chunk(state.chunk)
                     bar.step_starting()
                     # dropout masks depend only on (seed, step): a resumed run draws the same ones
-                    loss, grad, hidden = model.loss_and_grads(
+                    loss, grad, hidden = workspace.loss_and_grads(
                         inputs, targets, state.hidden, grad, config.dropout, config.seed * 1_000_003 + state.step
                     )
-                    norm = kernels._global_norm(grad)  # one pass serves the divergence check and clipping
+                    norm = optim._global_norm(grad)  # one pass serves the divergence check and clipping
                     if not (math.isfinite(loss) and math.isfinite(norm)):
                         roll_back("non-finite loss or gradient", state.step + 1)
                         continue
                     progress = _progress(config, state, limit_steps, time.perf_counter() - start)
                     factor = schedule_factor(config, progress)
                     apply_update(model, grad, state, config, factor, norm)
-                    if not math.isfinite(kernels._global_norm(model.flat)):
+                    if not math.isfinite(optim._global_norm(model.flat)):
                         roll_back("the update made weights non-finite", state.step + 1)
                         continue
                     last_loss = loss

@@ -1,5 +1,6 @@
 """Options defined once (charrnn/config.py): checked before any corpus work, and continued by --resume."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,9 @@ RUN = ["--hidden", "8", "--batch-size", "4", "--seq-len", "8", "--optimizer", "r
        "--lr-schedule", "constant", "--sample-every", "0", "-q"]  # fmt: skip
 
 
+TRAINING = sys.modules["charrnn.train"]  # the module (charrnn.train is the training function)
+
+
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
@@ -31,14 +35,14 @@ def weights(path: Path) -> np.ndarray:
 @pytest.fixture
 def interrupted_at_5(tmp_path, corpus_file, monkeypatch):
     """A run of RUN stopped at step 5 as Ctrl-C stops it (the checkpoint records RUN's options)."""
-    real = charrnn.train._stop_reason
+    real = TRAINING._stop_reason
 
     def ctrl_c_at_5(config, state, *args):
         return "interrupted" if state.step == 5 else real(config, state, *args)
 
-    monkeypatch.setattr(charrnn.train, "_stop_reason", ctrl_c_at_5)
+    monkeypatch.setattr(TRAINING, "_stop_reason", ctrl_c_at_5)
     result = invoke("train", corpus_file, "-o", tmp_path / "m.npz", *RUN)
-    monkeypatch.setattr(charrnn.train, "_stop_reason", real)
+    monkeypatch.setattr(TRAINING, "_stop_reason", real)
     assert result.exit_code == 130, result.output
     assert load_checkpoint(tmp_path / "m.npz")[1]["step"] == 5
     return tmp_path / "m.npz"

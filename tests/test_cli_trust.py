@@ -349,8 +349,8 @@ def test_the_checkpoint_records_where_it_came_from_and_info_shows_it(tmp_path, c
         f"charrnn train {corpus_file} --resume {model} -q --lr 0.001 --steps 6",
     ]
     data = corpus_file.read_bytes()
-    assert card["corpora"] == [{"path": str(corpus_file), "role": "train", "size_bytes": len(data),
-                                "sha256": hashlib.sha256(data).hexdigest()}]  # fmt: skip
+    assert card["corpora"] == [{"path": str(corpus_file), "role": "train", "compression": None,
+                                "size_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}]  # fmt: skip
     assert card["train_config"]["lr"] == 0.001 and card["data_config"]["val_frac"] == 0.1
     assert card["role"] == "latest" and card["elapsed_seconds"] > 0
     text = invoke("info", model).stdout

@@ -19,8 +19,9 @@ import pytest
 from typer.testing import CliRunner
 
 from charrnn.assemble import python_stdlib_text
+from charrnn.cachedir import cache_home
 from charrnn.cli import app
-from charrnn.corpora import Corpus, default_cache_dir, get_corpus, list_corpora, load_registry
+from charrnn.corpora import Corpus, get_corpus, list_corpora, load_registry
 from charrnn.errors import CharrnnError
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -262,9 +263,9 @@ def test_bad_registry_entries_are_reported(tmp_path, change, phrase):
 
 def test_default_cache_dir_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert default_cache_dir() == tmp_path / "charrnn"
+    assert cache_home() == tmp_path / "charrnn"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
-    assert default_cache_dir() == Path.home() / ".cache" / "charrnn"
+    assert cache_home() == Path.home() / ".cache" / "charrnn"
 
 
 # ---- the offline corpus ----

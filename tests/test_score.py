@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from charrnn.cli import app
 from charrnn.errors import CharrnnError
 from charrnn.score import line_scores, per_char_rows, score_ids, score_text
+from charrnn.workspace import Workspace
 
 runner = CliRunner()
 TEXT = "abcab\nhgfe dcba\nbad cafe\nfade\n"
@@ -48,7 +49,7 @@ def test_score_equals_training_loss(layers):
     model = random_model("abcdefgh \n", layers=layers, seed=7)
     result = score_text(model, TEXT)
     ids = result.ids
-    loss, _ = model.loss(ids[None, :-1], ids[None, 1:], model.initial_state(1))
+    loss, _ = Workspace(model).loss(ids[None, :-1], ids[None, 1:], model.initial_state(1))
     assert abs(-result.log_likelihood / result.scored - loss) < 1e-12
 
 

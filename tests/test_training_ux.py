@@ -11,11 +11,11 @@ from conftest import make_text
 from typer.testing import CliRunner
 
 import charrnn.model
-import charrnn.train
+import charrnn.workspace
 from charrnn.cli import app
 from charrnn.model import ModelConfig, load_checkpoint
 from charrnn.preview import SamplePreview
-from charrnn.train import TrainConfig, train
+from charrnn.train import TrainConfig, train  # also loads sys.modules["charrnn.train"]
 from charrnn.vocab import Vocab
 
 runner = CliRunner()
@@ -145,7 +145,7 @@ def test_curves_errors(tmp_path):
 
 
 def test_one_blow_up_is_rolled_back_and_training_continues(tmp_path, corpus_file, monkeypatch):
-    real = charrnn.model.Model.loss_and_grads
+    real = charrnn.workspace.Workspace.loss_and_grads
     calls = [0]
 
     def blows_up_once(self, *args, **kwargs):
@@ -156,7 +156,7 @@ def test_one_blow_up_is_rolled_back_and_training_continues(tmp_path, corpus_file
             return float("nan"), grad, state
         return loss, grad, state
 
-    monkeypatch.setattr(charrnn.model.Model, "loss_and_grads", blows_up_once)
+    monkeypatch.setattr(charrnn.workspace.Workspace, "loss_and_grads", blows_up_once)
     output = tmp_path / "m.npz"
     result = invoke("train", corpus_file, "-o", output, "--steps", "10", "--eval-every", "4", "--lr", "0.004",
                     "--sample-every", "0", *SMALL)  # fmt: skip
@@ -186,7 +186,7 @@ def test_repeated_blow_ups_stop_with_the_last_good_model(tmp_path, corpus_file):
 
 def test_patience_stops_and_keeps_the_best(tmp_path, corpus_file, monkeypatch):
     losses = iter([3.0, 2.0, 2.5, 2.1, 2.2, 1.0])
-    monkeypatch.setattr(charrnn.train, "evaluate", lambda *args: next(losses))
+    monkeypatch.setattr(sys.modules["charrnn.train"], "evaluate", lambda *args: next(losses))
     output = tmp_path / "m.npz"
     result = invoke("train", corpus_file, "-o", output, "--steps", "100", "--eval-every", "2", "--patience", "3",
                     "--sample-every", "0", *SMALL)  # fmt: skip

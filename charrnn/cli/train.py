@@ -27,7 +27,10 @@ def _log(message: str) -> None:
 @config_options(ModelConfig, TrainConfig, DataConfig, PreviewConfig)
 def train(
     ctx: typer.Context,
-    corpus: Annotated[list[Path], typer.Argument(help="Text files or directories to train on.", show_default=False)],
+    corpus: Annotated[
+        list[Path],
+        typer.Argument(help="Text files (plain, .gz, .bz2, .xz) or directories; - reads stdin.", show_default=False),
+    ],
     output: Annotated[
         Path | None,
         typer.Option("-o", "--output", help="Checkpoint to write (latest state; the best model by validation loss "
@@ -61,17 +64,15 @@ def train(
     **options: Any,
 ) -> None:
     """Train a character-level RNN on CORPUS and write a checkpoint."""
-    import os
     from dataclasses import asdict
 
     from ..checkpointing import check_replaceable, training_meta
     from ..config import check_values, resume_options
     from ..errors import CharrnnError, OptionError
-    from ..finetune import ARCHITECTURE_OPTIONS, prepare_run
-    from ..idcache import default_cache_dir
     from ..preview import SamplePreview
     from ..provenance import run_metadata
     from ..report import train_record, train_text
+    from ..runstart import ARCHITECTURE_OPTIONS, prepare_run
     from ..train import train as run_training
     from ..vocab import parse_unk_option
 
@@ -97,8 +98,7 @@ def train(
             corpus, {name: architecture.get(name) for name in ARCHITECTURE_OPTIONS}, resume=resume,
             init_from=init_from, extend=extend_vocab, unk=parse_unk_option(data_options.unk), seed=run.train.seed,
             val_frac=data_options.val_frac, val_file=data_options.val_file, encoding=data_options.encoding,
-            errors=data_options.errors, progress=show_bars(quiet),
-            cache_dir=cache_dir if cache_dir is not None else default_cache_dir(dict(os.environ)),
+            errors=data_options.errors, progress=show_bars(quiet), cache_dir=cache_dir,
         )  # fmt: skip
         for note in start.notes:
             _log(note)
