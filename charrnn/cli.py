@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 from tqdm import tqdm
 
+from .cli_viz import viz
 from .errors import CharrnnError
 
 app = typer.Typer(
@@ -563,6 +564,8 @@ def attribute(
         typer.echo(f"verdict: {result.best} ({report['scored']:,} characters scored"
                    + (f"; excluded as unknown to some model: {excluded})" if excluded else ")"))  # fmt: skip
 
+
+app.command()(viz)  # charrnn/cli_viz.py
 
 # ---- curves command ----
 
