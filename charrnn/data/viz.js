@@ -8,7 +8,7 @@
   const N = P.characters, K = P.top, L = P.model.num_layers, H = P.model.hidden_size;
   const chars = Array.from(P.text); // code points, as Python counts them
   const $ = (id) => document.getElementById(id);
-  const viz = (window.charrnnViz = { ready: false, error: null });
+  const viz = (window.charrnnViz = { ready: false, error: null, scriptStartMs: started });
 
   // ---- decoding the payload ----
   function bytes(b64) {
@@ -34,6 +34,7 @@
   const steps = P.activations.steps;
   const scales = typed(P.activations.scales, Float32Array); // (L, H)
   let acts = null; // Int8Array (L, H, N), unit-major; filled once inflated
+  viz.decodeMs = performance.now() - started;
 
   async function inflate(raw) {
     const stream = new Blob([raw]).stream().pipeThrough(new DecompressionStream("deflate"));
@@ -144,7 +145,9 @@
       tip.append(head);
     } else {
       const bits = bitsAt(i);
-      head.append(`  p = ${fmtProb(Math.pow(2, -bits))} \u00b7 ${bits.toFixed(2)} bits`);
+      let p = Math.pow(2, -bits); // from millibits; the top-K probabilities are finer, so use them when they can
+      for (let k = 0; k < K; k++) if (P.vocab[topIds[(i - 1) * K + k]] === chars[i]) p = topProbs[(i - 1) * K + k] / 65535;
+      head.append(`  p = ${fmtProb(p)} \u00b7 ${bits.toFixed(2)} bits`);
       tip.append(head, el("div", "pos", `top ${K} guesses:`));
       const table = el("table");
       for (let k = 0; k < K; k++) {
@@ -403,6 +406,7 @@
   controls.forEach((c) => (c.disabled = true));
   (typeof DecompressionStream === "function" ? inflate(bytes(P.activations.data)) : Promise.reject(new Error("this browser has no DecompressionStream")))
     .then((raw) => {
+      viz.inflatedMs = performance.now();
       acts = new Int8Array(raw.buffer, raw.byteOffset, raw.length);
       if (acts.length !== L * H * N) throw new Error(`activations hold ${acts.length} values, expected ${L * H * N}`);
       controls.forEach((c) => (c.disabled = false));
