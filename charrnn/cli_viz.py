@@ -61,7 +61,8 @@ def viz(
         body, name = (text, "--text") if text is not None else read_source(source)
         loaded = load_model(model)
         with compute_threads(threads):
-            vis = visualise(loaded, body, parse_unk_option(unk), max_chars=max_chars, where=name)
+            vis = visualise(loaded, body, parse_unk_option(unk), max_chars=max_chars, where=name,
+                            max_bytes=payload_budget(max_mb))  # fmt: skip
         payload = to_payload(vis, loaded, source=name, model_name=model.name, pattern=pattern, top_units=top_units,
                              max_bytes=payload_budget(max_mb))  # fmt: skip
         if output is not None:

@@ -48,6 +48,7 @@ CHUNK = 1024  # characters per forward call: memory stays flat on long texts
 # characters of Python under a 2 x 128 model: zlib keeps 5.7, 4.9, 4.1, 3.4 and 2.8 bits a value.
 STEPS_LADDER = (127, 63, 31, 15, 7)
 ZLIB_LEVEL = 6  # level 9 saves < 1% on activations and takes twice as long
+MIN_BITS_PER_VALUE = 1.0  # a floor for the compressed size of an activation (7 steps keep 2.8 bits on Python)
 SAMPLE = 2048  # positions (of every unit) compressed to estimate a quantisation's size
 OTHER_BYTES_PER_CHAR = 32  # base64 of surprisal and top-5 (22 bytes -> 29.3) plus JSON escapes, rounded up
 PAYLOAD_FORMAT, PAYLOAD_VERSION = "charrnn-viz", 1
@@ -78,7 +79,11 @@ class Visualisation:
     source_chars: int  # characters in the input before the length cap
     max_chars: int
     unknown: UnknownReport
-    truncated: bool  # the text was cut: longer than max_chars, or by `head` (to fit a size limit)
+    cut_by: str | None  # what cut the text: None (nothing), "max_chars", or "max_bytes" (a page size limit)
+
+    @property
+    def truncated(self) -> bool:
+        return self.cut_by is not None
 
     @property
     def bits_per_char(self) -> float:
@@ -88,7 +93,7 @@ class Visualisation:
         """The first n characters only."""
         return replace(self, text=self.text[:n], ids=self.ids[:n], surprisal_bits=self.surprisal_bits[:n],
                        top_ids=self.top_ids[:n], top_probs=self.top_probs[:n], activations=self.activations[:, :n],
-                       truncated=self.truncated or n < len(self.text))  # fmt: skip
+                       cut_by="max_bytes" if n < len(self.text) else self.cut_by)  # fmt: skip
 
     def rank(self, pattern: str, top: int = 10) -> list[UnitScore]:
         """The `top` units most correlated (by |correlation|) with the characters `pattern` matches."""
@@ -120,14 +125,18 @@ def _forward(model: Model, chunk: np.ndarray, state: np.ndarray, hidden: np.ndar
 
 
 def visualise(model: Model, text: str, unk: str = "error", top: int = DEFAULT_TOP,
-              max_chars: int = DEFAULT_MAX_CHARS, where: str = "text") -> Visualisation:  # fmt: skip
+              max_chars: int = DEFAULT_MAX_CHARS, where: str = "text", max_bytes: int | None = None
+              ) -> Visualisation:  # fmt: skip
     """Read the first `max_chars` characters of `text` with `model` (see the module docstring). `unk` is
-    the unknown-character policy of `score_text`; `where` names the text in error messages."""
+    the unknown-character policy of `score_text`; `where` names the text in error messages. With
+    `max_bytes` (the payload's size limit), characters that could not fit in it are not read at all
+    (`chars_within`), so a long text under a big model never holds gigabytes of activations."""
     if max_chars < 2:
         raise CharrnnError(f"--max-chars must be >= 2, got {max_chars}")
     if top < 0:
         raise CharrnnError(f"top must be >= 0, got {top}")
-    shown = text[:max_chars]
+    cap = min(max_chars, chars_within(model, max_bytes))
+    shown = text[:cap]
     if unk == "error":
         check_known(shown, model, where)
     result = score_text(model, shown, unk=unk, top=min(top, len(model.vocab)), where=where)
@@ -140,7 +149,17 @@ def visualise(model: Model, text: str, unk: str = "error", top: int = DEFAULT_TO
     top_probs[1:] = np.exp(result.top_log_probs)
     return Visualisation(model.vocab.decode(result.ids), result.ids, surprisal, top_ids, top_probs,
                          hidden_states(model, result.ids), len(text), max_chars, result.unknown,
-                         len(text) > max_chars)  # fmt: skip
+                         None if len(text) <= cap else "max_chars" if cap == max_chars else "max_bytes")  # fmt: skip
+
+
+def chars_within(model: Model, max_bytes: int | None) -> int:
+    """At most how many characters a payload of `max_bytes` can hold under `model`, counting at least
+    MIN_BITS_PER_VALUE for each activation (a bound, not an estimate); unlimited for None."""
+    if max_bytes is None:
+        return 2**62
+    c = model.config
+    per_char = OTHER_BYTES_PER_CHAR + 1 + c.num_layers * c.hidden_size * MIN_BITS_PER_VALUE / 8
+    return max(2, int(max_bytes / per_char))
 
 
 def check_known(text: str, model: Model, where: str) -> None:
@@ -265,7 +284,6 @@ def to_payload(vis: Visualisation, model: Model, source: str = "text", model_nam
     """The JSON-ready payload (format in the module docstring), at most about `max_bytes` long (None: no
     limit): activations are quantised as finely as fits (`fit_activations`), and the text is cut if even
     the coarsest does not. With `pattern`, the payload carries the ranking of units for that regex."""
-    requested = len(vis.text)
     vis, steps, data, scales = fit_activations(vis, max_bytes, steps)
     n, k = vis.ids.size, vis.top_ids.shape[1]
     id_type = "<u2" if len(model.vocab) <= 65536 else "<u4"
@@ -289,7 +307,7 @@ def to_payload(vis: Visualisation, model: Model, source: str = "text", model_nam
         "source_characters": vis.source_chars,
         "max_chars": vis.max_chars,
         # what cut the text: None (all of it is shown), "max_chars", or "max_bytes" (the page size limit)
-        "limited_by": None if not vis.truncated else "max_bytes" if n < requested else "max_chars",
+        "limited_by": vis.cut_by,
         "max_bytes": max_bytes,
         "unknown": {
             "policy": vis.unknown.policy,

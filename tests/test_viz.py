@@ -17,6 +17,7 @@ from charrnn.cli import app
 from charrnn.errors import CharrnnError
 from charrnn.score import score_text
 from charrnn.viz import (
+    chars_within,
     decode_payload,
     hidden_states,
     pattern_mask,
@@ -72,6 +73,17 @@ def test_length_cap_and_head():
     head = vis.head(10)
     assert head.text == TEXT[:10] and head.activations.shape[1] == 10 and head.truncated
     np.testing.assert_array_equal(head.activations, vis.activations[:, :10])
+
+
+def test_a_size_limit_bounds_what_is_read():
+    model = random_model(CHARS, hidden=50, layers=2)
+    assert chars_within(model, None) > 10**9
+    bound = chars_within(model, 100_000)  # 1 bit an activation: 100 units, ~12.5 + 33 bytes a character
+    assert bound == int(100_000 / (viz.OTHER_BYTES_PER_CHAR + 1 + 100 / 8))
+    vis = visualise(model, TEXT * 100, max_bytes=100_000)
+    assert len(vis.text) == bound and vis.cut_by == "max_bytes"
+    assert visualise(model, TEXT * 100, max_chars=100, max_bytes=100_000).cut_by == "max_chars"
+    assert visualise(model, TEXT, max_bytes=100_000).cut_by is None
 
 
 def test_unknown_characters_name_line_and_column_or_follow_the_policy():
