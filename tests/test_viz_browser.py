@@ -225,11 +225,14 @@ def test_a_given_pattern_opens_on_its_best_unit(chromium, tmp_path):
     assert severe(chromium) == []
 
 
-def test_cut_text_has_a_note(chromium, tmp_path):
-    path, payload, vis = make_page(tmp_path, max_chars=50)
+@pytest.mark.parametrize(("options", "flag"), [({"max_chars": 50}, "--max-chars"), ({"max_bytes": 6000}, "--max-mb")])
+def test_cut_text_has_a_note(chromium, tmp_path, options, flag):
+    path, payload, vis = make_page(tmp_path, **options)
+    assert payload["characters"] < len(TEXT)
     open_page(chromium, path)
     note = chromium.find_element(By.ID, "note")
-    assert note.is_displayed() and f"first 50 of {len(TEXT)} characters" in note.text and "--max-chars" in note.text
+    assert note.is_displayed() and f"first {payload['characters']} of {len(TEXT)} characters" in note.text
+    assert flag in note.text
     assert severe(chromium) == []
 
 
