@@ -12,8 +12,9 @@ character only conditions) and returns a `Visualisation` of N characters:
 characters (`pattern_mask(text, regex)`: the characters a regex match covers). Layers are numbered from 1
 (as in the README's equations), units from 0.
 
-`to_payload` packs a Visualisation into the JSON that `charrnn viz --json` prints and the HTML page embeds.
-It is compact because the page must stay small (20,000 characters of a 2 x 128 model in ~2 MB):
+`to_payload` packs a Visualisation into the JSON that `charrnn viz --json` prints and the HTML page
+embeds (`viz_page.py`).
+It is compact because a page must stay under ~5 MB (20,000 characters of a 2 x 128 model: 4.1 MB):
 
     surprisal_mbits   base64 <u2 (N-1,)      characters 1..N-1, millibits (max 65535: 65.5 bits)
     top_ids           base64 <u2 (N-1, K)    (<u4 when the vocabulary exceeds 65,536 characters)
@@ -43,7 +44,7 @@ from .vocab import UnknownReport, describe_char
 DEFAULT_MAX_CHARS = 20_000
 DEFAULT_TOP = 5
 DEFAULT_STEPS = 127  # int8 levels either side of 0: a step of 1/127 is below what a colour can show
-CHUNK = 1024  # characters per forward call: memory stays flat on long texts
+CHUNK = 1024  # characters per forward call: the kernel's scratch stays small on long texts
 # Activation quantisations tried, finest first, until the page fits its size limit. Measured on 20,000
 # characters of Python under a 2 x 128 model: zlib keeps 5.7, 4.9, 4.1, 3.4 and 2.8 bits a value.
 STEPS_LADDER = (127, 63, 31, 15, 7)
