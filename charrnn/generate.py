@@ -1,4 +1,4 @@
-"""Sampling text from a trained model: `sample()` (wraps `kernels._sample_block`).
+"""Sampling text from a trained model: `sample()` (wraps `kernels.sampling._sample_block`).
 
 The per-character loop (output layer, softmax, temperature / top-k / top-p, the draw, the recurrence
 step) runs inside one compiled call per block of `block` characters; Python only decodes and hands out
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels
 from .errors import CharrnnError
+from .kernels import blas, sampling
 from .model import Model
 from .vocab import describe_char
 
@@ -112,26 +112,19 @@ def check_sampling_options(length: int, temperature: float, top_k: int, top_p: f
 
 def warm_state(model: Model, ids: np.ndarray) -> np.ndarray:
     """Run ids (N,) through the model from a zero state; returns the state after them, (L, 1, H).
-    Chunks of PRIME_CHUNK keep memory flat. Wraps `kernels._forward_layers`."""
+    Chunks of PRIME_CHUNK keep memory flat."""
     state = model.initial_state(1)
-    p = model.params
     for start in range(0, len(ids), PRIME_CHUNK):
-        chunk = np.ascontiguousarray(ids[start : start + PRIME_CHUNK], dtype=np.int64)[None, :]
-        hidden = np.empty((model.config.num_layers, chunk.shape[1], 1, model.config.hidden_size), model.dtype)
-        pre = np.empty(hidden.shape[1:], model.dtype)
-        no_dropout = np.empty((0, 1, 1, 1), model.dtype)
-        kernels._forward_layers(chunk, p["Wx"], p["Wu"], p["Wh"], p["bh"], state, hidden, pre, no_dropout,
-                                no_dropout, model.config.activation_code)  # fmt: skip
-        state = np.ascontiguousarray(hidden[:, -1])
+        state = np.ascontiguousarray(model.hidden_states(ids[start : start + PRIME_CHUNK], state)[:, -1])
     return state
 
 
 def compute_threads(threads: int) -> contextlib.AbstractContextManager:
     """Run the compiled kernels on `threads` threads (0: all cores) inside the block (BLAS single-threaded:
-    see `kernels.thread_limit`)."""
+    see `kernels.blas.thread_limit`)."""
     if threads < 0:
         raise CharrnnError(f"--threads must be >= 0, got {threads}")
-    return kernels.thread_limit(threads)
+    return blas.thread_limit(threads)
 
 
 class Sampler:
@@ -178,15 +171,15 @@ class Sampler:
         logp_sample = np.zeros(K, dtype=np.float64)
         logp_model = np.zeros(K, dtype=np.float64)
         logits, pre, tmp = np.empty((K, V), dtype), np.empty((K, H), dtype), np.empty((K, H), dtype)
-        probs, order = np.empty(V, np.float64), np.empty(V, np.int64)
+        work, order = np.empty(V, dtype), np.empty(V, np.int64)
         codepoints = model.vocab.codepoints().astype(np.uint32)
         remaining = self.length
         while remaining > 0 and not done.all():
             out = np.empty((K, min(self.block, remaining)), dtype=np.int64)
-            steps = kernels._sample_block(
+            steps = sampling._sample_block(
                 p["Wx"], p["Wu"], p["Wh"], p["bh"], p["Wy"], p["by"], self._h, model.config.activation_code,
                 self.temperature, self.top_k, self.top_p, self.greedy, self._rng, self._stop_ids,
-                self._stop_fail, matched, done, out, lengths, logp_sample, logp_model, logits, probs, order,
+                self._stop_fail, matched, done, out, lengths, logp_sample, logp_model, logits, work, order,
                 pre, tmp,
             )  # fmt: skip
             remaining -= out.shape[1]
@@ -215,6 +208,6 @@ def sample(model: Model, length: int, temperature: float = 1.0, top_k: int = 0, 
     """Sample `num_samples` continuations of `prime`, `length` new characters each (fewer if `stop` ends
     them). Returns a Sampler: iterate it for blocks of text as they are generated, or call `.run()` for the
     list of SampleResult. Options are checked here (CharrnnError); the conventions are in the module
-    docstring. Wraps `kernels._sample_block`.
+    docstring. Wraps `kernels.sampling._sample_block`.
     """
     return Sampler(model, length, temperature, top_k, top_p, greedy, prime, num_samples, seed, stop, unk, block)

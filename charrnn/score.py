@@ -1,4 +1,4 @@
-"""Scoring text under a model (`score_text`) and author attribution (`attribute`); wraps `kernels._score_chunk`.
+"""Scoring text under a model (`score_text`) and author attribution (`attribute`); wraps `kernels.scoring._score_chunk`.
 
 Convention, the same as training: a text of N characters is read from a zero hidden state; the first
 character only conditions (it has no context to be predicted from), and characters 2..N are scored, each
@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import kernels
-from .data import read_text
+from .decode import decoded_blocks, read_text
 from .errors import CharrnnError
+from .kernels import scoring
 from .model import Model
+from .sources import STDIN, STDIN_NAME, Source
 from .vocab import UnknownReport
 
 DEFAULT_CHUNK = 1024
@@ -35,10 +35,10 @@ PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")  # a blank (or whitespace-only) l
 
 
 def read_source(source: str | Path) -> tuple[str, str]:
-    """(text, display name) of a file, or of standard input for "-". Files are read as for training
-    (strict UTF-8, "\\r\\n" -> "\\n"); so is standard input."""
-    if str(source) == "-":
-        return sys.stdin.read().replace("\r\n", "\n"), "<stdin>"
+    """(text, display name) of a file, or of standard input for "-", decoded as for training (decode.py:
+    strict UTF-8, "\\r\\n" -> "\\n")."""
+    if str(source) == STDIN:
+        return "".join(decoded_blocks(Source(None, STDIN_NAME))), STDIN_NAME
     if not Path(source).is_file():
         raise CharrnnError(f"{source} is not a file" if Path(source).exists() else f"{source} does not exist")
     return read_text([source]), str(source)
@@ -96,7 +96,7 @@ def score_ids(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-position log-probabilities of ids (N,) from a zero state: (log_probs (N-1,), top_ids (N-1, A),
     top_log_probs (N-1, A)) with A = `top`. Runs chunks of `chunk_len` positions with the state carried.
-    Wraps `kernels._score_chunk`."""
+    Wraps `kernels.scoring._score_chunk`."""
     if chunk_len < 1:
         raise CharrnnError(f"chunk length must be >= 1, got {chunk_len}")
     ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -111,7 +111,7 @@ def score_ids(
         stop = min(start + chunk_len, n)
         hidden = np.empty((L, stop - start, 1, H), model.dtype)  # per chunk, not per character
         logits = np.empty((stop - start, V), model.dtype)
-        kernels._score_chunk(
+        scoring._score_chunk(
             ids[start:stop][None, :], ids[start + 1 : stop + 1], p["Wx"], p["Wu"], p["Wh"], p["bh"], p["Wy"],
             p["by"], state, hidden, logits, log_probs[start:stop], top_ids[start:stop], top_log_probs[start:stop],
             model.config.activation_code,

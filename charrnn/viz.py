@@ -35,7 +35,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import kernels
 from .errors import CharrnnError
 from .model import Model
 from .score import LN2, score_text
@@ -102,27 +101,16 @@ class Visualisation:
 
 
 def hidden_states(model: Model, ids: np.ndarray) -> np.ndarray:
-    """Every layer's hidden state after each character of ids (N,), from a zero state: (L, N, H)."""
+    """Every layer's hidden state after each character of ids (N,), from a zero state: (L, N, H).
+    Runs `Model.hidden_states` (the compiled forward pass) over chunks of CHUNK with the state carried."""
     L, H = model.config.num_layers, model.config.hidden_size
     out = np.empty((L, len(ids), H), model.dtype)
     state = model.initial_state(1)
     for start in range(0, len(ids), CHUNK):
-        chunk = np.ascontiguousarray(ids[start : start + CHUNK], dtype=np.int64)[None, :]
-        hidden = np.empty((L, chunk.shape[1], 1, H), model.dtype)
-        _forward(model, chunk, state, hidden)
-        out[:, start : start + chunk.shape[1]] = hidden[:, :, 0]
+        hidden = model.hidden_states(ids[start : start + CHUNK], state)  # (L, T, 1, H)
+        out[:, start : start + hidden.shape[1]] = hidden[:, :, 0]
         state = np.ascontiguousarray(hidden[:, -1])
     return out
-
-
-def _forward(model: Model, chunk: np.ndarray, state: np.ndarray, hidden: np.ndarray) -> None:
-    """The one call into the compiled forward pass: chunk (1, T) ids, state (L, 1, H) -> hidden (L, T, 1, H).
-    Wraps `kernels._forward_layers` (no dropout)."""
-    p = model.params
-    pre = np.empty(hidden.shape[1:], model.dtype)
-    no_dropout = np.empty((0, 1, 1, 1), model.dtype)
-    kernels._forward_layers(chunk, p["Wx"], p["Wu"], p["Wh"], p["bh"], state, hidden, pre, no_dropout, no_dropout,
-                            model.config.activation_code)  # fmt: skip
 
 
 def visualise(model: Model, text: str, unk: str = "error", top: int = DEFAULT_TOP,
@@ -291,6 +279,7 @@ def to_payload(vis: Visualisation, model: Model, source: str = "text", model_nam
     mbits = np.minimum(np.rint(vis.surprisal_bits[1:] * 1000), 65535).astype("<u2")
     c = model.config
     payload = {
+        "kind": "viz",
         "format": PAYLOAD_FORMAT,
         "version": PAYLOAD_VERSION,
         "source": source,

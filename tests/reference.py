@@ -160,12 +160,9 @@ def draw(row, temperature, top_k, top_p, greedy, state):
     return pick, float(np.log(weights[pick] / mass.sum())), float(log_p[pick])
 
 
-def vecmat(x, W):
-    return x @ W
-
-
-def matmul_rows(X, W):
-    return X @ W
+def gemm(a, b, c, trans_b, beta):
+    """a·op(b) + beta·c."""
+    return a @ (b.T if trans_b else b) + beta * c
 
 
 def step(params, h, ids, kind):
@@ -211,3 +208,93 @@ def score_chunk(params, ids, h0, kind, top):
     picked = log_probs[np.arange(len(ids) - 1), np.asarray(ids)[1:]]
     top_ids = np.array([rank(row)[:top] for row in logits], dtype=np.int64).reshape(len(ids) - 1, top)
     return picked, top_ids, np.take_along_axis(log_probs, top_ids, axis=1)
+
+
+# ---- the layer-stack pieces, one twin per kernel (tests/test_kernel_twins.py) ----
+
+
+def layer_step(pre, Wh, h_prev, kind):
+    """h = f(pre + h_prev·Wh) for one layer and one step."""
+    return activation(pre + h_prev @ Wh, kind)
+
+
+def lookup(x, W):
+    """(T, B, H) rows of W at the ids x (B, T), time-major: the one-hot product written out densely."""
+    return np.transpose(np.eye(W.shape[0])[x] @ W, (1, 0, 2))
+
+
+def lookup_grad(x, dpre, V):
+    """Gradient of `lookup` with respect to W (V, H): one-hotᵀ · dpre."""
+    one_hot = np.transpose(np.eye(V)[x], (1, 0, 2))  # (T, B, V)
+    return np.einsum("tbv,tbh->vh", one_hot, dpre)
+
+
+def dense(X, W):
+    return X @ W
+
+
+def dense_grad(X, dpre):
+    return np.einsum("tbd,tbh->dh", X, dpre)
+
+
+def dense_input_grad(dpre, W):
+    return dpre @ W.T
+
+
+def log_softmax(row):
+    """log softmax of one row of logits, max-shifted."""
+    shifted = row - row.max()
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+def softmax_xent(logits, by, targets):
+    """(summed loss, gradient (N, V)) of time-major rows logits + by against targets (B, T)."""
+    B, T = targets.shape
+    z = logits + by
+    flat_targets = targets.T.reshape(-1)  # row t·B + b is scored against targets[b, t]
+    log_probs = np.array([log_softmax(row) for row in z])
+    grad = np.exp(log_probs)
+    grad[np.arange(B * T), flat_targets] -= 1.0
+    return -log_probs[np.arange(B * T), flat_targets].sum(), grad
+
+
+def softmax_grad_projection(top, dlogits, Wy):
+    """(dWy, dby, dtop) of logits = top·Wy + by given dlogits."""
+    return top.T @ dlogits, dlogits.sum(axis=0), dlogits @ Wy.T
+
+
+def score_rows(params, sequences, kind):
+    """Each sequence of ids scored alone from a zero state: log p(ids[t+1] | ids[:t+1])."""
+    L, H = params["Wh"].shape[0], params["Wh"].shape[1]
+    return [score_chunk(params, np.asarray(ids), np.zeros((L, 1, H)), kind, 0)[0] if len(ids) > 1 else np.empty(0)
+            for ids in sequences]
+
+
+def exp_sum(values, shift):
+    e = np.exp(values - shift)
+    return e, e.sum()
+
+
+# Every compiled kernel and its twin (a reference function, or the model-level twin that covers it).
+# tests/test_kernel_twins.py fails when a kernel of charrnn.kernels is missing here.
+TWINS = {
+    "blas._gemm": gemm, "blas._small_gemm": gemm,
+    "elementwise._activate_add": activation, "elementwise._exp_sum": exp_sum,
+    "elementwise._multiply": np.multiply, "elementwise._dropout_masks": "tests/test_kernels.py dropout statistics",
+    "elementwise._exp_remainder": exp_sum,
+    "inputs._lookup": lookup, "inputs._lookup_grad": lookup_grad, "inputs._dense": dense,
+    "inputs._dense_grad": dense_grad, "inputs._dense_input_grad": dense_input_grad,
+    "rnn._layer_step": layer_step, "rnn._add_bias": np.add, "rnn._forward_layers": forward,
+    "rnn._backward_layers": grads, "rnn._stack_step": step,
+    "heads._bias_max": np.max, "heads._log_normaliser": log_softmax, "heads._softmax_xent": softmax_xent,
+    "heads._softmax_grad_projection": softmax_grad_projection,
+    "lm._loss": loss, "lm._loss_and_grads": grads, "lm._loss_sharded": loss, "lm._loss_and_grads_sharded": grads,
+    "lm._carve_scratch": "tests/test_kernel_twins.py carve test",
+    "optim._global_norm": np.linalg.norm, "optim._clip": "tests/test_kernels.py clipping",
+    "optim._adam_step": optimizer_step, "optim._rmsprop_step": optimizer_step,
+    "optim._adagrad_step": optimizer_step, "optim._sgd_step": optimizer_step,
+    "sampling._rotl": rotl, "sampling._next_uniform": next_uniform, "sampling._rank": rank, "sampling._draw": draw,
+    "sampling._sample_block": sample_block,
+    "scoring._score_row": log_softmax, "scoring._score_chunk": score_chunk, "scoring._score_steps": score_chunk,
+    "scoring._score_rows": score_rows,
+}  # fmt: skip

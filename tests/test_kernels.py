@@ -7,6 +7,7 @@ from conftest import random_model
 
 from charrnn import kernels
 from charrnn.model import param_views
+from charrnn.workspace import Workspace
 
 # (batch, time, hidden, vocab, layers, activation); the degenerate shapes T=1, B=1, V=2 included
 SHAPES = [
@@ -32,7 +33,7 @@ def case(batch, time, hidden, vocab, layers, activation, dtype="float64", seed=0
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}-T{}-H{}-V{}-L{}-{}".format(*s))
 def test_loss_matches_reference(shape):
     model, inputs, targets, h0 = case(*shape)
-    loss, final = model.loss(inputs, targets, h0)
+    loss, final = Workspace(model).loss(inputs, targets, h0)
     ref_loss, ref_final = reference.loss(model.params, inputs, targets, h0, shape[-1])
     assert abs(loss - ref_loss) < 1e-12
     np.testing.assert_allclose(final, ref_final, atol=1e-12)
@@ -41,7 +42,7 @@ def test_loss_matches_reference(shape):
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}-T{}-H{}-V{}-L{}-{}".format(*s))
 def test_bptt_matches_reference(shape):
     model, inputs, targets, h0 = case(*shape)
-    loss, grad, final = model.loss_and_grads(inputs, targets, h0)
+    loss, grad, final = Workspace(model).loss_and_grads(inputs, targets, h0)
     ref = reference.grads(model.params, inputs, targets, h0, shape[-1])
     for name, value in param_views(grad, model.config).items():
         difference = np.abs(value - ref[name]).max(initial=0.0)
@@ -54,15 +55,15 @@ def test_bptt_matches_reference(shape):
 def test_bptt_matches_finite_differences(layers, activation):
     """Every parameter's gradient against float64 central differences: relative error <= 1e-6."""
     model, inputs, targets, h0 = case(3, 5, 6, 5, layers, activation, seed=3)
-    _, grad, _ = model.loss_and_grads(inputs, targets, h0)
+    _, grad, _ = Workspace(model).loss_and_grads(inputs, targets, h0)
     numeric = np.empty_like(model.flat)
     eps = 1e-6
     for i in range(model.flat.size):
         saved = model.flat[i]
         model.flat[i] = saved + eps
-        plus = model.loss(inputs, targets, h0)[0]
+        plus = Workspace(model).loss(inputs, targets, h0)[0]
         model.flat[i] = saved - eps
-        minus = model.loss(inputs, targets, h0)[0]
+        minus = Workspace(model).loss(inputs, targets, h0)[0]
         model.flat[i] = saved
         numeric[i] = (plus - minus) / (2 * eps)
     analytic_views, numeric_views = param_views(grad, model.config), param_views(numeric, model.config)
@@ -79,8 +80,8 @@ def test_float32_matches_float64():
     model64, inputs, targets, h0 = case(4, 16, 32, 6, 2, "tanh", seed=5)
     model32 = type(model64)(model64.config.__class__(6, 32, 2, "tanh", "float32"), model64.vocab,
                             model64.flat.astype(np.float32))  # fmt: skip
-    loss64, grad64, _ = model64.loss_and_grads(inputs, targets, h0)
-    loss32, grad32, _ = model32.loss_and_grads(inputs, targets, h0.astype(np.float32))
+    loss64, grad64, _ = Workspace(model64).loss_and_grads(inputs, targets, h0)
+    loss32, grad32, _ = Workspace(model32).loss_and_grads(inputs, targets, h0.astype(np.float32))
     assert abs(loss32 - loss64) < 1e-5
     assert np.linalg.norm(grad32 - grad64) / np.linalg.norm(grad64) < 1e-4
 
@@ -88,7 +89,7 @@ def test_float32_matches_float64():
 def test_tanh_approximation_error():
     x = np.linspace(-12, 12, 200001).astype(np.float32)
     out = np.zeros_like(x)
-    kernels._activate_add(x, out, kernels.ACT_TANH)
+    kernels.elementwise._activate_add(x, out, kernels.ACT_TANH)
     assert np.abs(out.astype(np.float64) - np.tanh(x.astype(np.float64))).max() < 5e-7
     assert np.all(np.abs(out) <= 1.0)
 
@@ -101,44 +102,44 @@ def test_optimizers_match_reference():
         ref_param, ref_slots = param.copy(), [np.zeros(50) for _ in range(state_count)]
         for step in range(1, 4):
             if name == "adam":
-                kernels._adam_step(ours, grad, slots[0], slots[1], 0.01, 0.9, 0.999, 1e-8, step, 0.0)
+                kernels.optim._adam_step(ours, grad, slots[0], slots[1], 0.01, 0.9, 0.999, 1e-8, step, 0.0)
             elif name == "rmsprop":
-                kernels._rmsprop_step(ours, grad, slots[0], 0.01, 0.95, 1e-8, 0.0)
+                kernels.optim._rmsprop_step(ours, grad, slots[0], 0.01, 0.95, 1e-8, 0.0)
             elif name == "adagrad":
-                kernels._adagrad_step(ours, grad, slots[0], 0.01, 1e-8, 0.0)
+                kernels.optim._adagrad_step(ours, grad, slots[0], 0.01, 1e-8, 0.0)
             else:
-                kernels._sgd_step(ours, grad, slots[0], 0.01, 0.9, 0.0)
+                kernels.optim._sgd_step(ours, grad, slots[0], 0.01, 0.9, 0.0)
             ref_param = reference.optimizer_step(name, ref_param, grad, ref_slots, 0.01, step)
         np.testing.assert_allclose(ours, ref_param, rtol=1e-12, atol=1e-14, err_msg=name)
 
 
 def test_clipping():
     grad = np.array([3.0, 4.0])
-    norm = kernels._global_norm(grad)
+    norm = kernels.optim._global_norm(grad)
     assert norm == 5.0
-    kernels._clip(grad, 1.0, 0.0, norm)
+    kernels.optim._clip(grad, 1.0, 0.0, norm)
     np.testing.assert_allclose(grad, [0.6, 0.8])
     grad = np.array([3.0, -4.0])
-    kernels._clip(grad, 0.0, 3.5, 5.0)
+    kernels.optim._clip(grad, 0.0, 3.5, 5.0)
     np.testing.assert_allclose(grad, [3.0, -3.5])
-    assert not np.isfinite(kernels._global_norm(np.array([1.0, np.nan])))
+    assert not np.isfinite(kernels.optim._global_norm(np.array([1.0, np.nan])))
 
 
 @pytest.mark.parametrize("layers", [1, 2])
 def test_dropout_gradient_matches_finite_differences(layers):
     """With the masks fixed by the seed, the loss is a smooth function of the weights: check its gradient."""
     model, inputs, targets, h0 = case(4, 5, 6, 5, layers, "tanh", seed=11)
-    loss, grad, _ = model.loss_and_grads(inputs, targets, h0, dropout=0.3, dropout_seed=5)
-    no_dropout = model.loss_and_grads(inputs, targets, h0)[0]
+    loss, grad, _ = Workspace(model).loss_and_grads(inputs, targets, h0, dropout=0.3, dropout_seed=5)
+    no_dropout = Workspace(model).loss_and_grads(inputs, targets, h0)[0]
     assert loss != no_dropout
     numeric = np.empty_like(model.flat)
     eps = 1e-6
     for i in range(model.flat.size):
         saved = model.flat[i]
         model.flat[i] = saved + eps
-        plus = model.loss_and_grads(inputs, targets, h0, dropout=0.3, dropout_seed=5)[0]
+        plus = Workspace(model).loss_and_grads(inputs, targets, h0, dropout=0.3, dropout_seed=5)[0]
         model.flat[i] = saved - eps
-        minus = model.loss_and_grads(inputs, targets, h0, dropout=0.3, dropout_seed=5)[0]
+        minus = Workspace(model).loss_and_grads(inputs, targets, h0, dropout=0.3, dropout_seed=5)[0]
         model.flat[i] = saved
         numeric[i] = (plus - minus) / (2 * eps)
     for name, a in param_views(grad, model.config).items():
@@ -150,7 +151,7 @@ def test_dropout_gradient_matches_finite_differences(layers):
 
 def test_dropout_keeps_the_expected_fraction():
     masks = np.empty((4, 50, 20, 10))
-    kernels._dropout_masks(masks, 0.7, np.array([12345], dtype=np.uint64))
+    kernels.elementwise._dropout_masks(masks, 0.7, np.array([12345], dtype=np.uint64))
     assert set(np.unique(masks)) == {0.0, 1 / 0.7}
     assert abs((masks > 0).mean() - 0.7) < 0.01
 
@@ -159,8 +160,8 @@ def test_one_and_two_threads_are_bit_identical():
     model, inputs, targets, h0 = case(6, 7, 16, 5, 2, "tanh", dtype="float32", seed=2)
     results = []
     for threads in (1, 2):
-        with kernels.thread_limit(threads):
-            loss, grad, final = model.loss_and_grads(inputs, targets, h0, dropout=0.1, dropout_seed=3)
+        with kernels.blas.thread_limit(threads):
+            loss, grad, final = Workspace(model).loss_and_grads(inputs, targets, h0, dropout=0.1, dropout_seed=3)
             results.append((loss, grad.copy(), final))
     assert results[0][0] == results[1][0]
     assert np.array_equal(results[0][1], results[1][1]) and np.array_equal(results[0][2], results[1][2])
@@ -176,7 +177,7 @@ def test_fallback_gemm_matches_numpy(dtype):
     real, c_real = (types.float32, ctypes.c_float) if dtype == "float32" else (types.float64, ctypes.c_double)
     i32, i64, ptr = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
     signature = ctypes.CFUNCTYPE(None, i32, i32, i32, i64, i64, i64, c_real, ptr, i64, ptr, i64, c_real, ptr, i64)
-    gemm = signature(kernels._fallback_gemm(real))
+    gemm = signature(kernels.blas._fallback_gemm(real))
     rng = np.random.default_rng(0)
     for trans_a in (False, True):
         for trans_b in (False, True):
@@ -198,7 +199,7 @@ def test_exp_sum_matches_numpy(dtype):
     x = np.concatenate([np.linspace(1.2 * lowest, 0.0, 400001), -np.logspace(-30, 1, 1001), [0.0, -np.inf]])
     x = x.astype(dtype)
     values = x.copy()
-    total = kernels._exp_sum(values, x.dtype.type(0.0))
+    total = kernels.elementwise._exp_sum(values, x.dtype.type(0.0))
     exact = np.exp(x.astype(np.longdouble))
     normal = exact >= info.tiny * 1.001
     relative = np.abs(values[normal] - exact[normal]) / exact[normal]
@@ -206,6 +207,6 @@ def test_exp_sum_matches_numpy(dtype):
     assert np.all(values[exact < info.tiny * 0.999] == 0.0)
     assert abs(total - exact.sum()) <= (1e-6 if dtype == "float32" else 1e-14) * exact.sum()
     shifted = np.array([3.0, 1.0, np.nan, 2.5], dtype=dtype)  # the shift is subtracted first; NaN survives
-    kernels._exp_sum(shifted, shifted.dtype.type(3.0))
+    kernels.elementwise._exp_sum(shifted, shifted.dtype.type(3.0))
     assert np.isnan(shifted[2]) and shifted[0] == 1.0
     np.testing.assert_allclose(shifted[[1, 3]], np.exp([-2.0, -0.5]), rtol=2 * info.eps)

@@ -4,6 +4,7 @@
 the two can be merged.)
 """
 
+import numba
 import numpy as np
 import pytest
 import reference
@@ -11,12 +12,13 @@ from tiny_models import random_model
 
 from charrnn import kernels
 from charrnn.generate import rng_states
+from charrnn.kernels import blas  # noqa: F401  (imported for _call_gemm: compiled code sees module attributes)
 
 
 def test_xoshiro_matches_reference():
     state = rng_states(42, 1)[0].copy()
     twin = [int(v) for v in state]
-    draws = [kernels._next_uniform(state) for _ in range(1000)]
+    draws = [kernels.sampling._next_uniform(state) for _ in range(1000)]
     assert draws == [reference.next_uniform(twin) for _ in range(1000)]
     assert [int(v) for v in state] == twin
     assert 0.0 <= min(draws) and max(draws) < 1.0 and abs(np.mean(draws) - 0.5) < 0.03
@@ -25,7 +27,7 @@ def test_xoshiro_matches_reference():
 def test_rotl_matches_reference():
     x = np.uint64(0x8000000000000001)
     for k in (1, 7, 45, 63):
-        assert int(kernels._rotl(x, np.uint64(k))) == reference.rotl(int(x), k)
+        assert int(kernels.sampling._rotl(x, np.uint64(k))) == reference.rotl(int(x), k)
 
 
 @pytest.mark.parametrize("size", [1, 2, 7, 65, 100])
@@ -33,8 +35,12 @@ def test_rank_matches_reference_with_ties(size):
     rng = np.random.default_rng(size)
     probs = np.round(rng.random(size), 1)  # plenty of ties
     order = np.empty(size, dtype=np.int64)
-    kernels._rank(probs, order)
+    kernels.sampling._rank(probs, order, size)
     assert order.tolist() == reference.rank(probs)
+    partial = np.full(size, -1, dtype=np.int64)
+    kernels.sampling._rank(probs, partial, min(3, size))  # only the first k places are written
+    assert partial[: min(3, size)].tolist() == reference.rank(probs)[: min(3, size)]
+    assert (partial[min(3, size) :] == -1).all()
 
 
 @pytest.mark.parametrize(
@@ -46,29 +52,41 @@ def test_draw_matches_reference(temperature, top_k, top_p, greedy):
     rng = np.random.default_rng(3)
     state = rng_states(7, 1)[0].copy()
     twin = [int(v) for v in state]
-    probs, order = np.empty(12), np.empty(12, dtype=np.int64)
+    work, order = np.empty(12), np.empty(12, dtype=np.int64)
     for _ in range(200):
         row = rng.standard_normal(12) * 2
-        got = kernels._draw(row, temperature, top_k, top_p, greedy, state, probs, order)
+        got = kernels.sampling._draw(row, row.max(), temperature, top_k, top_p, greedy, state, work, order)
         want = reference.draw(row, temperature, top_k, top_p, greedy, twin)
         assert got[0] == want[0]
         np.testing.assert_allclose(got[1:], want[1:], atol=1e-12)
 
 
-@pytest.mark.parametrize("rows", [1, 3, kernels.BLAS_MIN_ROWS + 1])
+@numba.njit
+def _call_gemm(a, b, c, trans_b, beta):  # `_gemm` exists only inside compiled code
+    kernels.blas._gemm(a, b, c, False, trans_b, beta)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 15, 16, 17])
+@pytest.mark.parametrize("inner", [1, 4, 11])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_matmul_rows_and_vecmat_match_reference(rows, dtype):
-    rng = np.random.default_rng(rows)
-    X, W = rng.standard_normal((rows, 11)).astype(dtype), rng.standard_normal((11, 6)).astype(dtype)
-    out, vec = np.empty((rows, 6), dtype), np.empty(6, dtype)
-    kernels._matmul_rows(X, W, out)
-    kernels._vecmat(X[0], W, vec)
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_gemm_and_small_gemm_match_reference(rows, inner, dtype, trans_b):
+    """The product every kernel calls, on both sides of the small-product switch (16 rows), with beta."""
+    rng = np.random.default_rng(rows * 31 + inner)
+    X = rng.standard_normal((rows, inner)).astype(dtype)
+    W = rng.standard_normal((6, inner) if trans_b else (inner, 6)).astype(dtype)
+    start = rng.standard_normal((rows, 6)).astype(dtype)
     tolerance = 1e-5 if dtype == "float32" else 1e-12
-    np.testing.assert_allclose(out, reference.matmul_rows(X, W), atol=tolerance)
-    np.testing.assert_allclose(vec, reference.vecmat(X[0], W), atol=tolerance)
+    for beta in (0.0, 0.5):
+        out = start.copy()
+        kernels.blas._small_gemm(X, W, out, trans_b, beta)
+        np.testing.assert_allclose(out, reference.gemm(X, W, start, trans_b, beta), atol=tolerance)
+        out = start.copy()
+        _call_gemm(X, W, out, trans_b, beta)
+        np.testing.assert_allclose(out, reference.gemm(X, W, start, trans_b, beta), atol=tolerance)
 
 
-@pytest.mark.parametrize(("layers", "samples"), [(1, 1), (2, 3), (3, kernels.BLAS_MIN_ROWS + 2)])
+@pytest.mark.parametrize(("layers", "samples"), [(1, 1), (2, 3), (3, kernels.blas.SMALL_GEMM_ROWS + 2)])
 def test_sample_block_matches_reference(layers, samples):
     model = random_model(layers=layers, seed=layers)
     p, L, H, V = model.params, layers, model.config.hidden_size, model.config.vocab_size
@@ -79,7 +97,7 @@ def test_sample_block_matches_reference(layers, samples):
     out = np.empty((samples, 30), dtype=np.int64)
     log_q, log_p = np.zeros(samples), np.zeros(samples)
     matched, done, lengths = np.zeros(samples, np.int64), np.zeros(samples, np.bool_), np.zeros(samples, np.int64)
-    kernels._sample_block(
+    kernels.sampling._sample_block(
         p["Wx"], p["Wu"], p["Wh"], p["bh"], p["Wy"], p["by"], h, kernels.ACT_TANH_EXACT, 0.9, 0, 0.95, False,
         states, stop, np.array([0, 0]), matched, done, out, lengths, log_q, log_p, np.empty((samples, V)),
         np.empty(V), np.empty(V, np.int64), np.empty((samples, H)), np.empty((samples, H)),
@@ -101,7 +119,7 @@ def test_score_chunk_matches_reference():
     h0 = np.random.default_rng(2).standard_normal((L, 1, H)) * 0.5
     hidden, logits = np.empty((L, 20, 1, H)), np.empty((20, V))
     log_probs, top_ids, top_log_probs = np.empty(20), np.empty((20, 4), np.int64), np.empty((20, 4))
-    kernels._score_chunk(ids[None, :-1], ids[1:], p["Wx"], p["Wu"], p["Wh"], p["bh"], p["Wy"], p["by"], h0,
+    kernels.scoring._score_chunk(ids[None, :-1], ids[1:], p["Wx"], p["Wu"], p["Wh"], p["bh"], p["Wy"], p["by"], h0,
                          hidden, logits, log_probs, top_ids, top_log_probs, kernels.ACT_TANH_EXACT)  # fmt: skip
     ref_log_probs, ref_top_ids, ref_top_log_probs = reference.score_chunk(p, ids, h0, "tanh", 4)
     np.testing.assert_allclose(log_probs, ref_log_probs, atol=1e-12)

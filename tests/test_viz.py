@@ -237,6 +237,7 @@ def test_cli_writes_a_page_and_prints_the_payload(model_file, tmp_path):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["source"] == "t.txt" and payload["model"]["name"] == "m.npz" and payload["characters"] == len(TEXT)
+    assert payload["kind"] == "viz" and result.stdout.count("\n") == 1  # one JSON record (docs/json.md)
     assert {"surprisal_mbits", "top_ids", "top_probs", "activations", "pattern"} <= payload.keys()
     assert "wrote page.html" in result.stderr and "layer" in result.stderr
     page = (tmp_path / "page.html").read_text(encoding="utf-8")
@@ -261,27 +262,27 @@ def test_cli_unknown_characters(model_file):
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "code"),
     [
-        ["--text", "abc"],  # neither -o nor --json
-        ["missing.txt", "--json"],
-        ["--json"],  # no text at all
-        ["t.txt", "--text", "ab", "--json"],  # both
-        ["--text", "", "--json"],
-        ["--text", "ab", "-o", "."],  # a directory
-        ["--text", "ab", "-o", "no/such/dir/page.html"],
-        ["--text", "abc", "--json", "--pattern", "(bad"],
-        ["--text", "abc", "--json", "--pattern", "z"],  # matches nothing
-        ["--text", "abc", "--json", "--max-chars", "1"],
-        ["--text", "abc", "--json", "--max-mb", "-1"],
-        ["--text", "abc", "--json", "--top-units", "0"],
-        ["--text", "abc", "--json", "--unk", "nonsense"],
-        ["--text", "abc", "--json", "--threads", "-2"],
+        (["--text", "abc"], 2),  # neither -o nor --json
+        (["missing.txt", "--json"], 1),
+        (["--json"], 2),  # no text at all
+        (["t.txt", "--text", "ab", "--json"], 2),  # both
+        (["--text", "", "--json"], 1),
+        (["--text", "ab", "-o", "."], 2),  # a directory
+        (["--text", "ab", "-o", "no/such/dir/page.html"], 1),
+        (["--text", "abc", "--json", "--pattern", "(bad"], 2),
+        (["--text", "abc", "--json", "--pattern", "z"], 1),  # matches nothing
+        (["--text", "abc", "--json", "--max-chars", "1"], 2),
+        (["--text", "abc", "--json", "--max-mb", "-1"], 2),
+        (["--text", "abc", "--json", "--top-units", "0"], 2),
+        (["--text", "abc", "--json", "--unk", "nonsense"], 2),
+        (["--text", "abc", "--json", "--threads", "-2"], 1),
     ],
 )
-def test_cli_bad_input_is_one_line_error(model_file, tmp_path, args):
+def test_cli_bad_input_is_one_line_error(model_file, tmp_path, args, code):
     (tmp_path / "t.txt").write_text("abc", encoding="utf-8")
-    assert_user_error(runner.invoke(app, ["viz", str(model_file), *args]))
+    assert_user_error(runner.invoke(app, ["viz", str(model_file), *args]), code)
 
 
 def test_cli_bad_model_and_unreadable_input(model_file, tmp_path):
