@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 from tqdm import tqdm
 
+from .cli_series import series_app
 from .errors import CharrnnError
 
 app = typer.Typer(
@@ -208,7 +209,12 @@ def info(
 ) -> None:
     """Architecture, parameter counts, vocabulary and training progress of a checkpoint."""
     from .model import checkpoint_info
+    from .series.model import is_series_checkpoint
 
+    if is_series_checkpoint(model):  # a `charrnn series` model: its own summary (cli_series.py)
+        from .cli_series import show_info
+
+        return show_info(model, as_json)
     with user_errors():
         details = checkpoint_info(model)
     if as_json:
@@ -238,6 +244,7 @@ synth_app = typer.Typer(
 )
 corpus_app.add_typer(synth_app, name="synth")
 app.add_typer(corpus_app, name="corpus")
+app.add_typer(series_app, name="series")
 
 RegistryOption = Annotated[
     Path | None,
