@@ -120,10 +120,13 @@ def train(
     optimizer: Annotated[str, typer.Option("--optimizer", help="adam, rmsprop, adagrad or sgd.")] = "adam",
     lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-3,
     clip: Annotated[float, typer.Option("--clip", help="Clip the gradient's global norm to this (0: off).")] = 0.0,
+    schedule: Annotated[
+        str, typer.Option("--schedule", help="Learning rate: cosine (from --lr down to 5% of it) or constant.")
+    ] = "cosine",
     normalize: Annotated[
         str,
         typer.Option("--normalize", help="none, standard (mean/std of the training inputs), or auto: standard "
-                     "unless all values lie in [-1, 1]."),
+                     "with a dense head; without one, scaled into [-1, 1] if needed."),
     ] = "auto",  # fmt: skip
     activation: Annotated[str, typer.Option("--activation", help="tanh or relu.")] = "tanh",
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64.")] = "float32",
@@ -141,8 +144,8 @@ def train(
         model, history, meta = train_file(
             data, output, _ints(units, "--units"), head == "dense", every_step, ahead, window, column,
             _fractions(split), activation, dtype, on_start=None if quiet or as_json else _announce, epochs=epochs,
-            batch_size=batch_size, optimizer=optimizer, lr=lr, clip=clip, normalize=normalize, seed=seed,
-            threads=threads, verbose=not quiet and not as_json,
+            batch_size=batch_size, optimizer=optimizer, lr=lr, clip=clip, schedule=schedule, normalize=normalize,
+            seed=seed, threads=threads, verbose=not quiet and not as_json,
         )  # fmt: skip
     if as_json:
         typer.echo(json.dumps({"output": str(output), "parameters": int(model.flat.size), **meta}))

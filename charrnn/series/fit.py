@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..checkpointing import TrainState, optimizer_slots
 from ..errors import CharrnnError
 from ..kernels import blas
-from ..train import OPTIMIZERS, TrainConfig, apply_update
+from ..train import LR_SCHEDULES, OPTIMIZERS, TrainConfig, apply_update, schedule_factor
 from .model import SeriesModel
 from .workspace import SeriesWorkspace, check_inputs
 
@@ -59,17 +59,37 @@ def targets_shape(model: SeriesModel, X: np.ndarray, y: np.ndarray, name: str = 
     return y.reshape(X.shape[0], -1, c.outputs)
 
 
-def normalization(X: np.ndarray, how: str) -> tuple[float, float]:
+def normalization(X: np.ndarray, how: str, bounded: bool = False) -> tuple[float, float]:
     """(offset, scale) for `how`: "none" (0, 1); "standard" (mean, standard deviation of X); "auto":
-    standard unless every value already lies in [-1, 1], the range a tanh unit can output (the seed's
-    series do: the published figures are for raw values)."""
+    standard for a model with a dense head (measured on the seed's setup, 3 seeds: 10-ahead direct
+    0.0084 standardised vs 0.0085 raw, one step 0.0025 both); for a `bounded` model (no head: the top
+    tanh layer is the output, |y| < 1) no offset and a scale that brings the values into [-1, 1]."""
     if how not in NORMALIZE:
         raise CharrnnError(f"normalize must be one of {', '.join(NORMALIZE)}, got {how!r}")
     values = np.asarray(X, np.float64)
-    if how == "none" or (how == "auto" and np.abs(values).max() <= 1.0):
+    if how == "none":
         return 0.0, 1.0
+    if how == "auto" and bounded:
+        return 0.0, max(1.0, float(np.abs(values).max()))
     scale = float(values.std())
     return float(values.mean()), scale if scale > 0 else 1.0
+
+
+def check_options(epochs: int = 20, batch_size: int = 32, optimizer: str = "adam", schedule: str = "constant",
+                  normalize: str = "none", lr: float = 1e-3, clip: float = 0.0, **_: Any) -> None:  # fmt: skip
+    """Every training option that can be checked before any data is read: one line if one is wrong."""
+    checks = [
+        (epochs >= 1, f"epochs must be >= 1, got {epochs}"),
+        (batch_size >= 1, f"batch size must be >= 1, got {batch_size}"),
+        (optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}"),
+        (schedule in LR_SCHEDULES, f"schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}"),
+        (normalize in NORMALIZE, f"normalize must be one of {', '.join(NORMALIZE)}, got {normalize!r}"),
+        (lr > 0 and math.isfinite(lr), f"learning rate must be a positive number, got {lr}"),
+        (clip >= 0, f"clip must be >= 0, got {clip}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise CharrnnError(message)
 
 
 def fit(
@@ -82,6 +102,7 @@ def fit(
     optimizer: str = "adam",
     lr: float = 1e-3,
     clip: float = 0.0,
+    schedule: str = "constant",
     normalize: str = "none",
     seed: int = 0,
     threads: int = 0,
@@ -94,14 +115,12 @@ def fit(
     A tqdm bar per epoch on stderr unless verbose is False. Ctrl-C stops after the current batch (the
     weights are always a consistent state); the History says "interrupted".
     """
-    if epochs < 1 or batch_size < 1:
-        raise CharrnnError(f"epochs and batch size must be >= 1, got {epochs} and {batch_size}")
-    if optimizer not in OPTIMIZERS:
-        raise CharrnnError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    check_options(epochs, batch_size, optimizer, schedule, normalize, lr, clip)
     X = np.asarray(X)
     check_inputs(X, model.config.inputs)
     Y = targets_shape(model, X, y)
-    model.offset, model.scale = normalization(X, normalize)
+    bounded = not model.config.dense_head and model.config.activation == "tanh"
+    model.offset, model.scale = normalization(X, normalize, bounded)
     workspace = SeriesWorkspace(model)
     X, Y = workspace.normalize(X), workspace.normalize(Y)
     valid = None
@@ -111,13 +130,14 @@ def fit(
         Y_valid = targets_shape(model, X_valid, validation_data[1], "validation y")
         valid = workspace.normalize(X_valid), workspace.normalize(Y_valid)
     config = TrainConfig(lr=lr, optimizer=optimizer, eps=1e-7, clip=clip, dropout=0.0, batch_size=batch_size,
-                         lr_schedule="constant", seed=seed, threads=threads)  # fmt: skip
+                         lr_schedule=schedule, seed=seed, threads=threads)  # fmt: skip
     state = TrainState(lr=lr, optimizer={slot: np.zeros_like(model.flat) for slot in optimizer_slots(optimizer)})
     history = History(config={"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
-                              "clip": clip, "normalize": normalize, "seed": seed})  # fmt: skip
+                              "clip": clip, "schedule": schedule, "normalize": normalize, "seed": seed})  # fmt: skip
     rng = np.random.default_rng(seed)
     grad = np.empty_like(model.flat)
     units = model.scale**2  # squared errors back in the data's units
+    total_steps = epochs * -(-len(X) // batch_size)
     try:
         with blas.thread_limit(threads):
             for epoch in range(1, epochs + 1):
@@ -131,7 +151,7 @@ def fit(
                     if not math.isfinite(loss):
                         raise CharrnnError(f"training diverged in epoch {epoch} (loss {loss}); "
                                            "try a smaller learning rate or --clip")  # fmt: skip
-                    apply_update(model, grad, state, config)
+                    apply_update(model, grad, state, config, schedule_factor(config, state.step / total_steps))
                     state.step += 1
                     total += loss * len(rows)
                     bar.update(len(rows))

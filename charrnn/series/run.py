@@ -19,8 +19,8 @@ from ..errors import CharrnnError
 from . import build_model
 from .baselines import LinearForecaster, errors, naive_forecast
 from .data import SEED_SPLIT, SeriesData, load_data, make_task, one_series, read_csv, read_npz
-from .fit import History
-from .model import SeriesModel, load_model, save_model
+from .fit import History, check_options
+from .model import SeriesConfig, SeriesModel, load_model, save_model
 
 
 def train_file(
@@ -42,6 +42,8 @@ def train_file(
     series but its last `ahead` values), save it to `output`. fit_options go to `fit` (epochs, lr, ...);
     `on_start` sees the fresh model before training (the command line prints its summary)."""
     output = Path(output)
+    check_options(**fit_options)
+    SeriesConfig(tuple(units), 1, ahead, dense_head, every_step, activation, dtype)  # checks the architecture
     check_writable(output)
     data = load_data(data_path, window, ahead, column, split)
     task_window = window if window is not None else data.length - ahead
