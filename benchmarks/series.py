@@ -1,7 +1,7 @@
 """The series model against the published figures (issue 13) and against PyTorch nn.RNN.
 
-    python benchmarks/series.py                      # 3 seeds + the PyTorch comparison: ~5-10 min on 2 cores
-    python benchmarks/series.py --seeds 1 --no-torch # one seed, quality only
+    python benchmarks/series.py                       # 3 seeds, 2 setups, speed beside PyTorch: ~12 min, 2 cores
+    python benchmarks/series.py --seeds 1 --no-speed  # one seed, quality only
 
 Quality: the seed's setup (Géron, Hands-On ML 2nd ed., ch. 15 notebook): 10,000 generated series split
 7,000 / 2,000 / 1,000, 20 epochs of Adam (lr 1e-3, batch 32); validation MSE. One-step rows on series of
@@ -31,16 +31,20 @@ six (Wh = +1, small Wx: an integrator) stays at MSE 0.14 for all 20 epochs.
 
 Speed: the deep_dense model trained for --epochs epochs on the same data, beside PyTorch (nn.RNN(1, 20,
 num_layers=2, batch_first=True) → nn.Linear(20, 1), MSE, Adam lr 1e-3 eps 1e-7, batch 32 shuffled each
-epoch), both on --threads threads in this process (charrnn inside `thread_limit`, torch with
-set_num_threads). Throughput = training series per second over the training steps only (validation and
-JIT compilation excluded: each framework first runs one untimed warm-up epoch). PyTorch is used when
-importable; it is never a dependency of charrnn.
+epoch), on 2 threads (the target) and 1, each run in a fresh process (charrnn inside `thread_limit`,
+torch with set_num_threads). Throughput = training series per second over the training steps only
+(validation and JIT compilation excluded). A PyTorch run stops early after --budget seconds of training
+(the throughput is then over the batches done). Both frameworks run their threads through OpenMP, whose
+waiting threads spin by default: on a machine shared with other busy processes a spinning thread takes
+the core its partner needs, so the 2-thread rows are repeated with OMP_WAIT_POLICY=PASSIVE. PyTorch is
+used when importable; it is never a dependency of charrnn.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -113,21 +117,23 @@ def quality(files: dict[str, Path], seed: int, epochs: int, threads: int, setup:
     return mse
 
 
-def charrnn_speed(epochs: int, threads: int) -> dict:
-    """Training throughput of the default model on seed 42's data, one warm-up epoch first."""
+def charrnn_speed(epochs: int, threads: int, budget: float) -> dict:  # noqa: ARG001 (20 epochs take seconds)
+    """Training throughput of the default model on seed 42's data (the kernels compiled or loaded from
+    the cache first, on a few batches)."""
     from charrnn.series import build_model, generate_data, make_task
 
-    data = generate_data(10_000, 51, 42)
+    data = generate_data(10_000, 51, DATA_SEED)
     X, y = make_task(data.train, 50)
     Xv, yv = make_task(data.valid, 50)
-    build_model(seed=0).fit(X, y, epochs=1, threads=threads, verbose=False)  # compile / load the cache
+    build_model(seed=0).fit(X[:96], y[:96], epochs=1, threads=threads, verbose=False)  # compile / load the cache
     history = build_model(seed=0).fit(X, y, epochs=epochs, validation_data=(Xv, yv), threads=threads, verbose=False)
     return {"series_per_s": history.series_per_second, "epoch_seconds": history.seconds / epochs,
-            "val_mse": history.val_loss[-1]}  # fmt: skip
+            "epochs_timed": epochs, "val_mse": history.val_loss[-1]}  # fmt: skip
 
 
-def torch_speed(epochs: int, threads: int) -> dict:
-    """The same model, data, batches and optimizer in PyTorch."""
+def torch_speed(epochs: int, threads: int, budget: float) -> dict:
+    """The same model, data, batches and optimizer in PyTorch; stops early (throughput over the batches
+    done, no validation figure) when training takes longer than `budget` seconds."""
     import torch
     from torch import nn
 
@@ -135,7 +141,7 @@ def torch_speed(epochs: int, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    data = generate_data(10_000, 51, 42)
+    data = generate_data(10_000, 51, DATA_SEED)
     X, y = (torch.from_numpy(np.ascontiguousarray(a)) for a in make_task(data.train, 50))
     Xv, yv = (torch.from_numpy(np.ascontiguousarray(a)) for a in make_task(data.valid, 50))
 
@@ -148,28 +154,69 @@ def torch_speed(epochs: int, threads: int) -> dict:
         def forward(self, x):
             return self.head(self.rnn(x)[0][:, -1])
 
-    def train(model, epochs, generator):
+    def train(model, epochs, generator, budget):
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-        seconds = 0.0
+        seconds, done = 0.0, 0
         for _ in range(epochs):
             order = torch.randperm(len(X), generator=generator)
-            started = time.perf_counter()
             for start in range(0, len(X), 32):
+                started = time.perf_counter()
                 rows = order[start : start + 32]
                 optimizer.zero_grad()
                 loss = nn.functional.mse_loss(model(X[rows]), y[rows])
                 loss.backward()
                 optimizer.step()
-            seconds += time.perf_counter() - started
-        return seconds
+                seconds += time.perf_counter() - started
+                done += len(rows)
+                if seconds > budget:
+                    return seconds, done
+        return seconds, done
 
-    train(Deep(), 1, torch.Generator().manual_seed(1))  # warm-up
+    train(Deep(), 1, torch.Generator().manual_seed(1), 5.0)  # warm-up
     model = Deep()
-    seconds = train(model, epochs, torch.Generator().manual_seed(0))
+    seconds, done = train(model, epochs, torch.Generator().manual_seed(0), budget)
     with torch.no_grad():
-        val = float(nn.functional.mse_loss(model(Xv), yv))
-    return {"series_per_s": epochs * len(X) / seconds, "epoch_seconds": seconds / epochs, "val_mse": val,
-            "version": torch.__version__, "threads": torch.get_num_threads()}  # fmt: skip
+        val = float(nn.functional.mse_loss(model(Xv), yv)) if done == epochs * len(X) else None
+    return {"series_per_s": done / seconds, "epoch_seconds": seconds * len(X) / done, "epochs_timed": done / len(X),
+            "val_mse": val, "version": torch.__version__}  # fmt: skip
+
+
+SPEED_RUNS = [  # (framework, threads, OMP wait policy or None for the default)
+    ("charrnn", 2, None), ("torch", 2, None), ("charrnn", 1, None), ("torch", 1, None),
+    ("charrnn", 2, "PASSIVE"), ("torch", 2, "PASSIVE"),
+]  # fmt: skip
+
+
+def speed_runs(epochs: int, budget: float, frameworks: tuple[str, ...]) -> list[dict]:
+    """Each framework in a fresh process (their OpenMP pools never meet), one after the other."""
+    rows = []
+    for framework, threads, policy in SPEED_RUNS:
+        if framework not in frameworks:
+            continue
+        env = dict(os.environ)
+        if policy:
+            env["OMP_WAIT_POLICY"] = policy
+        command = [sys.executable, __file__, "--worker", framework, "--threads", str(threads), "--epochs", str(epochs),
+                   "--budget", str(budget)]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=budget * 3 + 600)
+        if done.returncode != 0:
+            log(f"{framework} on {threads} threads failed: {done.stderr.strip().splitlines()[-1:]}")
+            continue
+        row = {"framework": framework, "threads": threads, "omp_wait_policy": policy or "default",
+               **json.loads(done.stdout.strip().splitlines()[-1])}  # fmt: skip
+        log(f"{framework}, {threads} thread(s), OMP wait {row['omp_wait_policy']}: {row['series_per_s']:,.0f} series/s")
+        rows.append(row)
+    return rows
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    out = []
+    for threads, policy in sorted({(r["threads"], r["omp_wait_policy"]) for r in rows}, reverse=True):
+        pair = {r["framework"]: r for r in rows if r["threads"] == threads and r["omp_wait_policy"] == policy}
+        if {"charrnn", "torch"} <= set(pair):
+            out.append({"threads": threads, "omp_wait_policy": policy,
+                        "ratio": pair["charrnn"]["series_per_s"] / pair["torch"]["series_per_s"]})  # fmt: skip
+    return out
 
 
 def summarize(per_seed: dict[str, list[dict]]) -> dict:
@@ -204,15 +251,17 @@ def markdown(summary: dict, seeds: int, speed: dict | None) -> str:
         cells = " | ".join(f"{row[s]['mean']:.4f} ± {row[s]['std']:.4f}" for s in setups)
         lines.append(f"| {row['label']} | {cells} | {published} | {target} |")
     if speed:
-        lines += ["", "| training, 20-20 + dense, batch 32, Adam | series/s | s/epoch | final val MSE |",
-                  "| --- | --- | --- | --- |"]  # fmt: skip
-        for name in ("charrnn", "torch"):
-            if name in speed:
-                s = speed[name]
-                lines.append(f"| {name} | {s['series_per_s']:,.0f} | {s['epoch_seconds']:.3f} | {s['val_mse']:.4f} |")
-        if "ratio" in speed:
-            lines.append(f"\ncharrnn / PyTorch epoch throughput on {speed['threads']} threads: "
-                         f"**{speed['ratio']:.1f}×** (target ≥ 3×)")  # fmt: skip
+        lines += ["", "| training 20-20 + dense, batch 32, Adam | threads | OMP wait | series/s | s/epoch "
+                  "| epochs timed | final val MSE |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        for r in speed["runs"]:
+            val = "—" if r["val_mse"] is None else f"{r['val_mse']:.4f}"
+            lines.append(f"| {r['framework']} | {r['threads']} | {r['omp_wait_policy']} | {r['series_per_s']:,.0f} | "
+                         f"{r['epoch_seconds']:.3f} | {r['epochs_timed']:.1f} | {val} |")  # fmt: skip
+        lines.append("")
+        for r in speed["ratios"]:
+            target = " (target ≥ 3× on 2 threads)" if r["threads"] == 2 and r["omp_wait_policy"] == "default" else ""
+            lines.append(f"- charrnn / PyTorch, {r['threads']} thread(s), OMP wait {r['omp_wait_policy']}: "
+                         f"**{r['ratio']:.1f}×**{target}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -231,12 +280,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="threads of the quality runs (results do not "
+                        "depend on it: the shard count is the machine's); the speed runs use 2 and 1")
+    parser.add_argument("--budget", type=float, default=120.0, help="seconds of training after which a PyTorch "
+                        "speed run stops early")
+    parser.add_argument("--worker", choices=["charrnn", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--setups", nargs="+", choices=list(SETUPS), default=list(SETUPS))
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed comparison altogether")
     parser.add_argument("--out", type=Path, default=HERE / "SERIES.json", help="JSON results (and a .md beside it)")
     args = parser.parse_args()
+    if args.worker:
+        measure = charrnn_speed if args.worker == "charrnn" else torch_speed
+        print(json.dumps(measure(args.epochs, args.threads, args.budget)))
+        return
     started = time.time()
     result = {"machine": machine_info(HERE.parent), "load_at_start": other_load(), "epochs": args.epochs,
               "threads": args.threads}  # fmt: skip
@@ -249,15 +306,8 @@ def main() -> None:
     result["quality"] = summarize(per_seed)
     speed = None
     if not args.no_speed:
-        speed = {"threads": args.threads, "epochs": args.epochs, "charrnn": charrnn_speed(args.epochs, args.threads)}
-        log(f"charrnn: {speed['charrnn']['series_per_s']:,.0f} series/s")
-        if not args.no_torch:
-            try:
-                speed["torch"] = torch_speed(args.epochs, args.threads)
-                speed["ratio"] = speed["charrnn"]["series_per_s"] / speed["torch"]["series_per_s"]
-                log(f"torch: {speed['torch']['series_per_s']:,.0f} series/s")
-            except ImportError:
-                log("PyTorch is not importable: no comparison (pip install torch)")
+        runs = speed_runs(args.epochs, args.budget, ("charrnn",) if args.no_torch else ("charrnn", "torch"))
+        speed = {"epochs": args.epochs, "budget_seconds": args.budget, "runs": runs, "ratios": ratios(runs)}
     result["speed"] = speed
     result["load_at_end"] = other_load()
     result["seconds"] = time.time() - started
