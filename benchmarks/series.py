@@ -282,7 +282,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="threads of the quality runs (results do not "
                         "depend on it: the shard count is the machine's); the speed runs use 2 and 1")
-    parser.add_argument("--budget", type=float, default=120.0, help="seconds of training after which a PyTorch "
+    parser.add_argument("--budget", type=float, default=90.0, help="seconds of training after which a PyTorch "
                         "speed run stops early")
     parser.add_argument("--worker", choices=["charrnn", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--setups", nargs="+", choices=list(SETUPS), default=list(SETUPS))

@@ -1,4 +1,5 @@
-"""Heads: the softmax head (the one log-normaliser, cross-entropy, the projection's gradient).
+"""Heads: the softmax head (the one log-normaliser, cross-entropy, the projection's gradient), and the
+regression head of series models (a linear map and the squared error, at the end of this module).
 
 Training, scoring, sampling and coding all turn a row of logits into probabilities through
 `_bias_max` then `_log_normaliser`, so the same logits give the same log-probabilities bit for bit
