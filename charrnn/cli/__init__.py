@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from . import attribute, corpus, curves, export, info, sample, score, train, viz
+from . import attribute, corpus, curves, export, info, sample, score, series, train, viz
 
 # Click's base exception, reached through Typer's public BadParameter: recent Typer releases vendor Click
 # (typer._click), older ones use click itself, and both keep this class hierarchy.
@@ -78,6 +78,7 @@ app.command()(score.score)
 app.command()(attribute.attribute)
 app.command()(curves.curves)
 app.command()(export.export)
+app.add_typer(series.series_app, name="series")
 app.command()(viz.viz)
 
 
