@@ -105,7 +105,7 @@ def _first_differences(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray
     """(n-1,) longest common prefix of each sequence with the one before it, for n sequences stored
     back to back in flat (sequence i is flat[starts[i] : starts[i] + lengths[i]]), vectorised."""
     m = np.minimum(lengths[1:], lengths[:-1])
-    offsets = np.concatenate(([0], np.cumsum(m)[:-1]))
+    offsets = np.cumsum(m) - m
     within = np.arange(int(m.sum())) - np.repeat(offsets, m)
     differs = flat[np.repeat(starts[1:], m) + within] != flat[np.repeat(starts[:-1], m) + within]
     first = np.where(differs, within, np.repeat(m, m))

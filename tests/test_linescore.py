@@ -99,6 +99,7 @@ def test_the_default_penalty_is_the_worst_known_character_in_that_context(min_sh
 def test_bad_lines_and_models_are_refused_in_one_line():
     model = random_model(ALPHABET + "\n", seed=11)
     assert score_lines(model, []).log_probs.size == 0
+    assert score_lines(model, ["abc"]).log_probs[0] == pytest.approx(score_text(model, "\nabc\n").log_likelihood)
     with pytest.raises(CharrnnError, match="line 2 contains a line break"):
         score_lines(model, ["ab", "c\nd"])
     with pytest.raises(CharrnnError, match="line 1 contains a line break"):

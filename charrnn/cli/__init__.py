@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from . import attribute, corpus, curves, export, info, sample, score, train
+from . import attribute, corpus, curves, export, info, rerank, sample, score, train
 
 app = typer.Typer(
     name="charrnn",
@@ -28,6 +28,7 @@ app.command()(score.score)
 app.command()(attribute.attribute)
 app.command()(curves.curves)
 app.command()(export.export)
+app.command()(rerank.rerank)
 
 
 def main() -> None:
