@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from . import attribute, corpus, curves, export, info, rerank, sample, score, train
+from . import attribute, corpus, curves, export, info, rerank, sample, score, spot, train
 
 app = typer.Typer(
     name="charrnn",
@@ -29,6 +29,7 @@ app.command()(attribute.attribute)
 app.command()(curves.curves)
 app.command()(export.export)
 app.command()(rerank.rerank)
+app.command()(spot.spot)
 
 
 def main() -> None:
