@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from . import attribute, corpus, curves, export, info, sample, score, series, train, viz
+from . import attribute, corpus, curves, export, info, rerank, sample, score, series, spot, train, viz
 
 # Click's base exception, reached through Typer's public BadParameter: recent Typer releases vendor Click
 # (typer._click), older ones use click itself, and both keep this class hierarchy.
@@ -80,6 +80,8 @@ app.command()(curves.curves)
 app.command()(export.export)
 app.add_typer(series.series_app, name="series")
 app.command()(viz.viz)
+app.command()(rerank.rerank)
+app.command()(spot.spot)
 
 
 def main() -> None:
