@@ -19,6 +19,18 @@ from typing import Annotated
 import typer
 from tqdm import tqdm
 
+from .cli_dask import (  # many documents on one process or a Dask cluster, and `sweep` (charrnn/cli_dask.py)
+    BatchOutputOption,
+    EngineOption,
+    ResumeOutputOption,
+    TaskCharsOption,
+    WorkersOption,
+    batch_attribute,
+    batch_score,
+    check_batch_options,
+    single_source,
+)
+from .cli_dask import sweep as sweep_command
 from .errors import CharrnnError
 
 app = typer.Typer(
@@ -445,8 +457,12 @@ def sample(
 @app.command()
 def score(
     model: Annotated[Path, typer.Argument(help="Checkpoint (.npz).", show_default=False)],
-    source: Annotated[
-        str | None, typer.Argument(help="Text file to score, or - for stdin.", show_default=False)
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Text file to score, or - for stdin (with --engine: files, directories, JSON lines).",
+            show_default=False,
+        ),
     ] = None,
     text: Annotated[str | None, typer.Option("--text", help="Score this string instead of a file.")] = None,
     per_char: Annotated[bool, typer.Option("--per-char", help="A row per character: probability, surprisal.")] = False,
@@ -459,15 +475,31 @@ def score(
     unk: UnkOption = "error",
     as_json: JsonOption = False,
     threads: ThreadsOption = 1,  # see sample
+    # ---- many documents (charrnn/cli_dask.py) ----
+    engine: EngineOption = None,
+    workers: WorkersOption = None,
+    output: BatchOutputOption = None,
+    resume_output: ResumeOutputOption = False,
+    task_chars: TaskCharsOption = None,
 ) -> None:
     """Log-likelihood of a text under MODEL: nats, bits, bits/char, perplexity. The first character only
-    conditions; characters 2..N are scored from a zero state."""
+    conditions; characters 2..N are scored from a zero state. With --engine: many documents, one JSON line each."""
     from .generate import compute_threads
     from .model import load_model
     from .score import line_scores, ngram_baselines, per_char_rows, read_source, score_text
     from .vocab import describe_char, parse_unk_option
 
     with user_errors():
+        # ---- many documents (charrnn/cli_dask.py) ----
+        classic = {"--text": text is not None, "--per-char": per_char, "--per-line": per_line,
+                   "--baseline": baseline is not None}  # fmt: skip
+        batch = {"--workers": workers is not None, "--output": output is not None, "--resume-output": resume_output,
+                 "--task-chars": task_chars is not None}  # fmt: skip
+        if check_batch_options(engine, classic, batch):
+            batch_score(model, sources or [], unk, engine, workers, output, resume_output, task_chars, threads)
+            return
+        source = single_source(sources)
+        # ---- end many documents ----
         if (source is None) == (text is None):
             raise CharrnnError("give a FILE (or - for stdin) or --text, exactly one")
         if alternatives < 0:
@@ -516,11 +548,23 @@ def score(
 
 @app.command()
 def attribute(
-    source: Annotated[str, typer.Argument(help="Text file to attribute, or - for stdin.", show_default=False)],
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Text file to attribute, or - for stdin (with --engine: files, directories, JSON lines).",
+            show_default=False,
+        ),
+    ],
     models: Annotated[list[Path], typer.Option("-m", "--model", help="A candidate model (repeat: -m A -m B).")],
     by_paragraph: Annotated[bool, typer.Option("--by-paragraph", help="Also a verdict per paragraph.")] = False,
     as_json: JsonOption = False,
     threads: ThreadsOption = 1,  # see sample
+    # ---- many documents (charrnn/cli_dask.py) ----
+    engine: EngineOption = None,
+    workers: WorkersOption = None,
+    output: BatchOutputOption = None,
+    resume_output: ResumeOutputOption = False,
+    task_chars: TaskCharsOption = None,
 ) -> None:
     """Which model explains a text best: bits/char and posterior (uniform prior) per model. Characters
     outside the vocabulary shared by all models are removed for every model, and reported."""
@@ -535,7 +579,15 @@ def attribute(
         names = [path.stem if stems.count(path.stem) == 1 else str(path) for path in models]
         if len(set(names)) != len(names):
             raise CharrnnError("the same model is given twice")
-        body, name = read_source(source)
+        # ---- many documents (charrnn/cli_dask.py) ----
+        batch = {"--workers": workers is not None, "--output": output is not None, "--resume-output": resume_output,
+                 "--task-chars": task_chars is not None}  # fmt: skip
+        if check_batch_options(engine, {}, batch):
+            batch_attribute(models, names, sources, by_paragraph, engine, workers, output, resume_output, task_chars,
+                            threads)  # fmt: skip
+            return
+        body, name = read_source(single_source(sources))
+        # ---- end many documents ----
         loaded = {label: load_model(path) for label, path in zip(names, models, strict=True)}
         with compute_threads(threads):
             result = run_attribution(body, loaded, by_paragraph=by_paragraph)
@@ -563,6 +615,8 @@ def attribute(
         typer.echo(f"verdict: {result.best} ({report['scored']:,} characters scored"
                    + (f"; excluded as unknown to some model: {excluded})" if excluded else ")"))  # fmt: skip
 
+
+app.command(name="sweep")(sweep_command)  # grid or random search over `charrnn train` (charrnn/cli_dask.py)
 
 # ---- curves command ----
 

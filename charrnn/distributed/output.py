@@ -64,15 +64,9 @@ class OrderedWriter:
                 raise CharrnnError("--resume-output needs an output file (-o/--output)")
             self.handle = stream or sys.stdout
             return
-        if path.is_dir() or not path.parent.is_dir():
-            raise CharrnnError(f"cannot write {path}: " + ("it is a directory" if path.is_dir() else
-                                                          f"directory {path.parent} does not exist"))  # fmt: skip
+        self.check(path, resume, run)
         record = run_record_path(path)
-        if path.exists() and path.stat().st_size > 0:
-            if not resume:
-                raise CharrnnError(f"{path} exists: pass --resume-output to continue it (its ids are skipped), "
-                                   "or choose another output")  # fmt: skip
-            self._check_same_run(record, run)
+        if resume and path.exists():
             self.done = read_done(path)
         write_bytes_atomic(record, (json.dumps(run, indent=2) + "\n").encode())
         try:
@@ -81,7 +75,17 @@ class OrderedWriter:
             raise CharrnnError(f"cannot write {path}: {error.strerror or error}") from None
 
     @staticmethod
-    def _check_same_run(record: Path, run: dict) -> None:
+    def check(path: Path, resume: bool, run: dict) -> None:
+        """Refuse (one CharrnnError) an output that cannot be written or must not be: changes nothing."""
+        if path.is_dir() or not path.parent.is_dir():
+            raise CharrnnError(f"cannot write {path}: " + ("it is a directory" if path.is_dir() else
+                                                          f"directory {path.parent} does not exist"))  # fmt: skip
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        if not resume:
+            raise CharrnnError(f"{path} exists: pass --resume-output to continue it (its ids are skipped), "
+                               "or choose another output")  # fmt: skip
+        record = run_record_path(path)
         if not record.exists():
             return
         try:

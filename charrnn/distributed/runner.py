@@ -26,7 +26,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from ..errors import CharrnnError
-from .documents import Document, form_tasks, iter_documents, scan_inputs
+from .documents import Document, InputScan, form_tasks, iter_documents, scan_inputs
 from .jobs import JobSpec, job_kind, run_task
 from .models import models_for
 from .output import OrderedWriter
@@ -70,14 +70,27 @@ def check_models(spec: JobSpec) -> None:
         raise CharrnnError(f"model names must differ, got {', '.join(names)}")
 
 
-def run_documents(spec: JobSpec, inputs: Sequence[str | Path], engine, output: Path | None = None,
-                  resume: bool = False, progress: bool = True, task_chars: int | None = None,
-                  shipped: dict | None = None, stream: TextIO | None = None) -> RunSummary:  # fmt: skip
-    """Run job `spec` over every document of `inputs` on `engine` (entered), writing one JSON line per
-    document to `output` (or `stream`/stdout) in input order. `shipped` is {sha256: Model} from
-    `prepare_models`, for engines that ship models instead of paths. Returns the run's figures."""
+def preflight(spec: JobSpec, inputs: Sequence[str | Path], output: Path | None, resume: bool) -> InputScan:
+    """Every check that needs no engine (models, inputs, duplicate ids, the output), so a mistake is reported
+    before a cluster is started. Returns the inputs' scan."""
     check_models(spec)
     scan = scan_inputs(inputs)
+    if output is not None:
+        OrderedWriter.check(output, resume, spec.describe())
+    elif resume:
+        raise CharrnnError("--resume-output needs an output file (-o/--output)")
+    return scan
+
+
+def run_documents(spec: JobSpec, inputs: Sequence[str | Path], engine, output: Path | None = None,
+                  resume: bool = False, progress: bool = True, task_chars: int | None = None,
+                  shipped: dict | None = None, stream: TextIO | None = None,
+                  scan: InputScan | None = None) -> RunSummary:  # fmt: skip
+    """Run job `spec` over every document of `inputs` on `engine` (entered), writing one JSON line per
+    document to `output` (or `stream`/stdout) in input order. `shipped` is {sha256: Model} from
+    `prepare_models`, for engines that ship models instead of paths; `scan` is `preflight`'s, when the
+    caller ran it. Returns the run's figures."""
+    scan = scan or preflight(spec, inputs, output, resume)
     task_chars = task_chars or default_task_chars(spec, _by_name(spec, shipped))
     if task_chars < 1:
         raise CharrnnError(f"--task-chars must be >= 1, got {task_chars}")
