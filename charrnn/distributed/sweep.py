@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import shlex
 import subprocess
 import sys
 import time
@@ -226,8 +227,9 @@ def run_trial(trial: Trial, allowed: dict | None = None) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / "train.log"
     start = time.perf_counter()
+    argv = train_argv(trial, allowed)
     with open(log, "w", encoding="utf-8") as handle:
-        code = subprocess.run(train_argv(trial, allowed), stdout=handle, stderr=subprocess.STDOUT,
+        code = subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, env=_same_charrnn_env()).returncode  # fmt: skip
     seconds = time.perf_counter() - start
     errors = [line[len("Error: "):] for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -236,7 +238,8 @@ def run_trial(trial: Trial, allowed: dict | None = None) -> dict:
         "interrupted" if code == 130 else "failed"  # fmt: skip
     row = {"id": trial.id, "params": trial.params, "status": status, "best_val_loss_nats": None,
            "best_val_bits_per_char": None, "steps": None, "seconds": seconds, "model": None, "log": str(log),
-           "error": (errors[-1] if errors else f"exit status {code}") if code else None}  # fmt: skip
+           "error": (errors[-1] if errors else f"exit status {code}") if code else None,
+           "command": shlex.join(["charrnn", *argv[3:]])}  # fmt: skip
     best = best_path(trial.model)
     for checkpoint in (trial.model, best):
         if checkpoint.exists():
