@@ -133,8 +133,9 @@ class DaskEngine:
     def __enter__(self) -> DaskEngine:
         try:
             from distributed import Client, LocalCluster
-        except ImportError:
-            raise CharrnnError(DASK_MISSING) from None
+        except ImportError as error:  # not installed; or installed and broken, which the message must not hide
+            missing = isinstance(error, ModuleNotFoundError) and error.name in (None, "distributed", "dask")
+            raise CharrnnError(DASK_MISSING if missing else f"cannot import Dask distributed: {error}") from None
         from .worker import WORKER_ENV
 
         if self.address is None:
