@@ -127,6 +127,9 @@ def test_malformed_documents_become_error_rows_and_the_run_goes_on(data):
     skipped = cli("score", data["models"][0], docs, "--engine", "local", "--unk", "skip", "-o", "skip.jsonl")
     assert skipped.exit_code == 0, skipped.output
     assert {r["id"]: r for r in rows("skip.jsonl")}[7]["unknown"]["total"] == 3
+    to_stdout = cli("score", data["models"][0], docs / "crlf.txt", "--engine", "local")  # no -o: JSON lines on stdout
+    assert to_stdout.exit_code == 0 and json.loads(to_stdout.stdout)["id"] == str(docs / "crlf.txt")
+    assert "1 of 1 documents written" in to_stdout.stderr
 
 
 def test_attribute_on_dask_matches_one_process_and_the_single_text_command(data, address):

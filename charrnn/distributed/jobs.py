@@ -78,13 +78,15 @@ def job_kind(name: str) -> JobKind:
 class TaskResult:
     rows: list[dict]  # one per document, in the task's order
     seconds: float  # time inside the task function (decode, prepare, batch), for the overhead measurement
+    cpu_seconds: float = 0.0  # CPU time of the task's thread in that time: on a shared machine, wall - cpu is
+    # time the worker waited for a core (benchmarks/distributed.py)
 
 
 def run_task(spec: JobSpec, documents: Sequence[Document]) -> TaskResult:
     """The task: one row per document, {"id": ..., <result>} or {"id": ..., "error": "..."}."""
     from ..kernels import blas
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.thread_time()
     kind = job_kind(spec.kind)
     models = models_for(spec.models)
     rows: list[dict | None] = [None] * len(documents)
@@ -100,7 +102,7 @@ def run_task(spec: JobSpec, documents: Sequence[Document]) -> TaskResult:
             results = kind.run(models, prepared, spec.options)
         for position, result in zip(positions, results, strict=True):
             rows[position] = {"id": documents[position].id, **result}
-    return TaskResult(rows, time.perf_counter() - start)  # type: ignore[arg-type]
+    return TaskResult(rows, time.perf_counter() - start, time.thread_time() - cpu_start)  # type: ignore[arg-type]
 
 
 def model_flops_per_char(model: Model) -> float:

@@ -32,7 +32,7 @@ from .models import models_for
 from .output import OrderedWriter
 
 TASK_SECONDS = 1.0
-FLOPS_PER_SECOND = 5e9  # one core scoring H=128, float32, batches of documents (benchmarks/distributed.py)
+FLOPS_PER_SECOND = 2e10  # one free core scoring documents, H=128 float32: 24 GFLOP a CPU-second (benchmarks/)
 MIN_TASK_CHARS, MAX_TASK_CHARS = 16_000, 4_000_000
 
 
@@ -53,6 +53,7 @@ class RunSummary:
     task_chars: int
     seconds: float  # wall time of the run, from the first task submitted
     busy_seconds: float  # summed time inside the task function, over all tasks
+    cpu_seconds: float  # summed CPU time of those (less than busy_seconds when workers wait for a core)
     engine: str
 
     def to_dict(self) -> dict:
@@ -95,7 +96,7 @@ def run_documents(spec: JobSpec, inputs: Sequence[str | Path], engine, output: P
     if task_chars < 1:
         raise CharrnnError(f"--task-chars must be >= 1, got {task_chars}")
     writer = OrderedWriter(output, resume, spec.describe(), stream)
-    counts = {"skipped": 0, "tasks": 0, "busy": 0.0}
+    counts = {"skipped": 0, "tasks": 0, "busy": 0.0, "cpu": 0.0}
     try:
         with tqdm(total=scan.documents, unit="doc", disable=not progress, dynamic_ncols=True, leave=False) as bar:
             spec = engine.start_job(spec, shipped)
@@ -115,11 +116,12 @@ def run_documents(spec: JobSpec, inputs: Sequence[str | Path], engine, output: P
                 writer.add(seq, result.rows)
                 counts["tasks"] += 1
                 counts["busy"] += result.seconds
+                counts["cpu"] += result.cpu_seconds
             seconds = time.perf_counter() - start
     finally:
         writer.close()
     return RunSummary(scan.documents, writer.written, writer.failed, counts["skipped"], counts["tasks"], task_chars,
-                      seconds, counts["busy"], engine.describe())  # fmt: skip
+                      seconds, counts["busy"], counts["cpu"], engine.describe())  # fmt: skip
 
 
 def _by_name(spec: JobSpec, shipped: dict | None) -> dict | None:
