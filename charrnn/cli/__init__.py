@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from . import attribute, corpus, curves, export, info, rerank, sample, score, series, spot, train, viz
+from . import attribute, corpus, curves, engine, export, info, rerank, sample, score, series, spot, train, viz
 
 # Click's base exception, reached through Typer's public BadParameter: recent Typer releases vendor Click
 # (typer._click), older ones use click itself, and both keep this class hierarchy.
@@ -82,6 +82,7 @@ app.add_typer(series.series_app, name="series")
 app.command()(viz.viz)
 app.command()(rerank.rerank)
 app.command()(spot.spot)
+app.command(name="sweep")(engine.sweep)  # grid or random search over `charrnn train`
 
 
 def main() -> None:
