@@ -212,8 +212,8 @@ def test_bad_inputs_and_options_are_one_line_errors(data, tmp_path, monkeypatch)
     assert f"{dup}:3: duplicate document id 'x' (first at {dup}:1)" in result.stderr
     for args, message in [
         (["--engine", "spark"], "--engine must be local, dask or dask=SCHEDULER_ADDRESS"),
-        (["--workers", "2"], "--workers only apply with --engine"),
-        (["--engine", "local", "--per-char"], "--per-char do(es) not apply with --engine"),
+        (["--workers", "2"], "--workers only applies with --engine"),
+        (["--engine", "local", "--per-char"], "--per-char does not apply with --engine"),
         (["--engine", "local", "--workers", "2"], "--workers sizes the local Dask cluster"),
         (["--engine", "local", "--resume-output"], "--resume-output needs an output file"),
         (["--engine", "local", "-o", tmp_path / "no" / "out.jsonl"], "does not exist"),
@@ -228,6 +228,12 @@ def test_bad_inputs_and_options_are_one_line_errors(data, tmp_path, monkeypatch)
     assert result.stderr == "Error: --engine dask needs Dask: pip install 'charrnn[dask]'\n"
 
 
+def cached(digest):
+    from charrnn.distributed import models
+
+    return digest in models._CACHE
+
+
 def test_models_reach_workers_by_checked_path_or_shipped(data, engine, tmp_path):
     path = save(random_model(ALPHABET, hidden=16, dtype="float32", seed=5), tmp_path / "model.npz")  # new to workers
     refs, models = prepare_models([path])
@@ -240,6 +246,9 @@ def test_models_reach_workers_by_checked_path_or_shipped(data, engine, tmp_path)
     shipping = DaskEngine(engine.cluster.scheduler_address, ship="model")
     with shipping:
         run_documents(spec, doc, shipping, tmp_path / "b.jsonl", progress=False, shipped=models)
+        resident = shipping.client.run(cached, refs[0].sha256)
+        assert resident and all(resident.values())  # on every worker, though no worker could read the path
+    assert not any(engine.client.run(cached, refs[0].sha256).values())  # the run's plugin is gone, its model too
     with LocalEngine() as local:
         run_documents(spec, doc, local, tmp_path / "c.jsonl", progress=False, shipped=models)
     assert (tmp_path / "b.jsonl").read_bytes() == (tmp_path / "c.jsonl").read_bytes()

@@ -52,11 +52,13 @@ def check_batch_options(engine: str | None, classic: dict[str, bool], batch: dic
     if engine is None:
         used = [name for name, given in batch.items() if given]
         if used:
-            raise CharrnnError(f"{', '.join(used)} only apply with --engine (many documents)")
+            raise CharrnnError(f"{', '.join(used)} only appl{'ies' if len(used) == 1 else 'y'} with --engine "
+                               "(many documents)")  # fmt: skip
         return False
     used = [name for name, given in classic.items() if given]
     if used:
-        raise CharrnnError(f"{', '.join(used)} do(es) not apply with --engine (one JSON line per document)")
+        verb = "does" if len(used) == 1 else "do"
+        raise CharrnnError(f"{', '.join(used)} {verb} not apply with --engine (one JSON line per document)")
     return True
 
 

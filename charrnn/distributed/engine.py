@@ -21,6 +21,7 @@ Dask is imported only here and in worker.py, and only when a Dask engine is star
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -28,7 +29,7 @@ from typing import Any
 
 from ..errors import CharrnnError
 from .jobs import JobSpec
-from .models import install
+from .models import install, release
 
 DASK_MISSING = "--engine dask needs Dask: pip install 'charrnn[dask]'"
 CONNECT_TIMEOUT = "20s"
@@ -98,13 +99,13 @@ class LocalEngine:
         return self
 
     def __exit__(self, *exc) -> None:
-        return None
+        release(f"local-{id(self)}")
 
     def describe(self) -> str:
         return "one process"
 
     def start_job(self, spec: JobSpec, shipped: dict | None = None) -> JobSpec:
-        install(spec.models, shipped)
+        install(spec.models, shipped, owner=f"local-{id(self)}")
         return JobSpec(spec.kind, spec.models, spec.options, self.threads)
 
     def map(self, function: Callable, payloads: Iterable) -> Iterator[tuple[int, Any]]:
@@ -129,6 +130,7 @@ class DaskEngine:
         self.numba_cache_dir = numba_cache_dir if numba_cache_dir or not address else "node-local"
         self.cluster = self.client = None
         self.workers = 0
+        self.plugins: list[str] = []
 
     def __enter__(self) -> DaskEngine:
         try:
@@ -156,6 +158,9 @@ class DaskEngine:
 
     def close(self) -> None:
         if self.client is not None:
+            for name in self.plugins:  # the workers drop this run's models; a shared cluster keeps serving others
+                with contextlib.suppress(Exception):
+                    self.client.unregister_worker_plugin(name)
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
@@ -173,8 +178,10 @@ class DaskEngine:
         ship = self.ship if self.ship != "auto" else ("path" if self.cluster is not None else "model")
         if ship == "model" and not shipped:
             raise CharrnnError("shipping models to workers needs the loaded models")
-        plugin = CharrnnWorkerPlugin(spec, shipped if ship == "model" else None, self.numba_cache_dir)
-        self.client.register_plugin(plugin, name="charrnn")
+        name = f"charrnn-{spec.kind}-{os.urandom(6).hex()}"
+        self.plugins.append(name)
+        plugin = CharrnnWorkerPlugin(name, spec, shipped if ship == "model" else None, self.numba_cache_dir)
+        self.client.register_plugin(plugin, name=name)
         return JobSpec(spec.kind, spec.models, spec.options, 1)
 
     def worker_reports(self) -> dict:

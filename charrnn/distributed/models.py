@@ -61,18 +61,25 @@ def prepare_models(paths: Sequence[str | Path], names: Sequence[str] | None = No
 
 
 _CACHE: dict[str, Model] = {}  # sha256 -> model, in this process (a worker, or the driver for the local engine)
+_OWNERS: dict[str, set[str]] = {}  # sha256 -> the jobs (worker plugins) that installed it
 
 
-def install(refs: Iterable[ModelRef], shipped: dict[str, Model] | None = None) -> None:
-    """Make exactly these models resident in this process (others are dropped): shipped ones as given, the
-    rest loaded from their paths with the hash checked."""
-    wanted = {ref.sha256: ref for ref in refs}
-    for digest in list(_CACHE):
-        if digest not in wanted:
-            del _CACHE[digest]
-    for digest, ref in wanted.items():
-        if digest not in _CACHE:
-            _CACHE[digest] = shipped[digest] if shipped and digest in shipped else _load_checked(ref)
+def install(refs: Iterable[ModelRef], shipped: dict[str, Model] | None = None, owner: str = "") -> None:
+    """Make these models resident in this process for job `owner`: shipped ones as given, the rest loaded from
+    their paths with the hash checked. Other jobs' models stay (two runs may share a cluster) until `release`."""
+    for ref in refs:
+        if ref.sha256 not in _CACHE:
+            _CACHE[ref.sha256] = shipped[ref.sha256] if shipped and ref.sha256 in shipped else _load_checked(ref)
+        _OWNERS.setdefault(ref.sha256, set()).add(owner)
+
+
+def release(owner: str) -> None:
+    """Job `owner` is over: drop the models no other job installed."""
+    for digest in [d for d, owners in _OWNERS.items() if owner in owners]:
+        _OWNERS[digest].discard(owner)
+        if not _OWNERS[digest]:
+            del _OWNERS[digest]
+            _CACHE.pop(digest, None)
 
 
 def models_for(refs: Sequence[ModelRef]) -> dict[str, Model]:

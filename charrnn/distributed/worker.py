@@ -34,7 +34,7 @@ from distributed import WorkerPlugin
 from ..errors import CharrnnError
 from .documents import Document
 from .jobs import JobSpec, run_task
-from .models import install, models_for
+from .models import install, models_for, release
 
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -78,7 +78,8 @@ class CharrnnWorkerPlugin(WorkerPlugin):
 
     idempotent = False
 
-    def __init__(self, spec: JobSpec, shipped: dict | None, numba_cache_dir: str | None):
+    def __init__(self, name: str, spec: JobSpec, shipped: dict | None, numba_cache_dir: str | None):
+        self.name = name  # one per run: two runs sharing a cluster keep their own models
         self.spec = JobSpec(spec.kind, spec.models, spec.options, 1)
         self.shipped = shipped
         self.numba_cache_dir = numba_cache_dir
@@ -86,13 +87,16 @@ class CharrnnWorkerPlugin(WorkerPlugin):
     async def setup(self, worker) -> None:  # noqa: ARG002
         await asyncio.get_running_loop().run_in_executor(None, self.prepare)
 
+    def teardown(self, worker) -> None:  # noqa: ARG002
+        release(self.name)
+
     def prepare(self) -> None:
         report = pin_environment(self.numba_cache_dir)
         from ..kernels import blas  # numba's first import in this process, after the pinning
 
         start = time.perf_counter()
         try:
-            install(self.spec.models, self.shipped)
+            install(self.spec.models, self.shipped, owner=self.name)
         except CharrnnError as error:
             raise CharrnnError(f"worker {os.getpid()}: {error}") from None
         report["load_seconds"] = time.perf_counter() - start
