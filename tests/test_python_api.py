@@ -64,6 +64,7 @@ def test_readme_python_examples_run(tmp_path, capsys):
     (tmp_path / "corpus.txt").write_text(markov_text(30_000, alphabet, chain_seed=3), encoding="utf-8")
     (tmp_path / "play.txt").write_text(markov_text(2_000, alphabet, chain_seed=3, sample_seed=1), encoding="utf-8")
     for index, block in enumerate(PYTHON_BLOCKS):
-        exec(compile(block, f"python block {index + 1} (README.md, then docs/*.md)", "exec"), {"__name__": "__readme__"})
+        where = f"python block {index + 1} (README.md, then docs/*.md)"
+        exec(compile(block, where, "exec"), {"__name__": "__readme__"})
     assert (tmp_path / "model.npz").is_file()
     assert capsys.readouterr().out.strip()  # the examples print what they computed
