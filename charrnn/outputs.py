@@ -64,7 +64,7 @@ def lock_path(output: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def hold_output(output: str | Path, what: str = "charrnn") -> Iterator[None]:
+def hold_output(output: str | Path) -> Iterator[None]:
     """Hold the write lock of `output` inside the block (see the module docstring)."""
     path = lock_path(output)
     key = str(path.absolute())
@@ -77,7 +77,7 @@ def hold_output(output: str | Path, what: str = "charrnn") -> Iterator[None]:
             if not _held[key]:
                 del _held[key]
         return
-    fd = _acquire(path, output, what)
+    fd = _acquire(path, output)
     _held[key] = 1
     try:
         yield
@@ -88,7 +88,7 @@ def hold_output(output: str | Path, what: str = "charrnn") -> Iterator[None]:
         os.close(fd)
 
 
-def _acquire(path: Path, output: str | Path, what: str) -> int:
+def _acquire(path: Path, output: str | Path) -> int:
     """An open, flock'ed descriptor of `path`. Retries when the file was replaced between open and lock
     (a holder releasing unlinks it; locking the unlinked file would lock nothing)."""
     for _ in range(100):
@@ -104,7 +104,7 @@ def _acquire(path: Path, output: str | Path, what: str) -> int:
             holder = _read_holder(fd)
             os.close(fd)
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise CharrnnError(f"{output} is being written by another {what} process{holder}; wait for it to "
+                raise CharrnnError(f"{output} is being written by another charrnn process{holder}; wait for it to "
                                    "finish or choose another output") from None  # fmt: skip
             raise CharrnnError(f"cannot lock {output}: {error.strerror or error}") from None
         try:

@@ -166,7 +166,7 @@ def _one_writer(function: Callable) -> Callable:
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        with hold_output(signature.bind(*args, **kwargs).arguments["output"], "charrnn train"):
+        with hold_output(signature.bind(*args, **kwargs).arguments["output"]):
             return function(*args, **kwargs)
 
     return wrapper

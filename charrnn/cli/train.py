@@ -92,7 +92,7 @@ def train(
         inputs = [*(("corpus", path) for path in corpus), ("--val-file", run.data.val_file), ("--init-from", init_from)]
         refuse_inputs({"-o": output, "the best model": best_path(output), "the metrics log": metrics_path(output)},
                       inputs)  # fmt: skip
-        held.enter_context(hold_output(output, "charrnn train"))  # until the run ends: one writer per output
+        held.enter_context(hold_output(output))  # until the run ends: one writer per output
         check_replaceable(output, resume, force)
         if resume is None and init_from is None:  # before the corpus is read (1 character: a lower bound)
             config = {name: architecture.get(name) or getattr(ModelConfig, name) for name in ARCHITECTURE_OPTIONS}
