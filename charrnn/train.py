@@ -51,12 +51,12 @@ from .kernels import blas, optim
 from .metrics import MetricsLog
 from .model import Model, ModelConfig, save_checkpoint
 from .outputs import hold_output, same_file
+from .trainlog import NATS_PER_BIT, Window, evaluation_line, header
 from .vocab import Vocab
 from .workspace import Workspace
 
 __all__ = ["TrainConfig", "TrainResult", "TrainState", "apply_update", "best_path", "evaluate", "ids_hash", "train"]
 
-NATS_PER_BIT = math.log(2.0)
 ABANDON_AFTER = 0.5  # seconds an evaluation may go on after Ctrl-C/SIGTERM before it is abandoned
 BASELINE_MAX_TRAIN_CHARS = 1 << 22  # the n-gram baselines are fitted on at most this prefix of the training text
 
@@ -132,31 +132,6 @@ def evaluate(model: Model, ids: np.ndarray, batch_size: int, seq_len: int, works
         loss, state = workspace.loss(inputs, targets, state)
         total += loss
     return total / batches.chunks_per_epoch
-
-
-@dataclass
-class _Window:
-    """Training loss and throughput since the last evaluation (one metrics record's worth)."""
-
-    loss_sum: float = 0.0
-    steps: int = 0
-    chars: int = 0
-    started: float | None = None  # end of the window's first step: JIT compilation does not count
-
-    def add(self, loss: float, chars: int) -> None:
-        if self.started is None:
-            self.started = time.perf_counter()
-        else:
-            self.chars += chars
-        self.loss_sum, self.steps = self.loss_sum + loss, self.steps + 1
-
-    @property
-    def mean_loss(self) -> float | None:
-        return self.loss_sum / self.steps if self.steps else None
-
-    @property
-    def chars_per_second(self) -> float:
-        return self.chars / max(time.perf_counter() - self.started, 1e-9) if self.started else 0.0
 
 
 def _one_writer(function: Callable) -> Callable:
@@ -253,17 +228,17 @@ def train(
     baselines = {}
     if len(val_ids) > 1:
         baselines = baseline_table(train_ids[:BASELINE_MAX_TRAIN_CHARS], val_ids, len(vocab), orders=(1, 2, 3, 4, 5))
-    log(_header(model, config, batches, len(val_ids), baselines))
+    log(header(model, config, batches, len(val_ids), baselines))
     limit_steps = _step_limit(config, batches, state)
     grad = np.empty_like(model.flat)
     start, elapsed_before, last_val, last_loss, stop_reason = time.perf_counter(), state.elapsed, None, None, None
-    overall, window = _Window(), _Window()
+    overall, window = Window(), Window()
     evaluated_at = state.step if resume is not None else -1
     snapshot, failures, rollbacks = Snapshot.take(model, state), 0, 0
 
     def roll_back(what: str, failed_at: int) -> None:
         nonlocal failures, rollbacks, window
-        failures, rollbacks, window = failures + 1, rollbacks + 1, _Window()
+        failures, rollbacks, window = failures + 1, rollbacks + 1, Window()
         snapshot.restore(model, state)
         state.lr = snapshot.lr * 0.5**failures
         bar.n = state.step
@@ -324,7 +299,7 @@ def train(
                             stop_reason = reason
                             break
                         continue
-                    last_val, evaluated_at, window = val_loss, state.step, _Window()
+                    last_val, evaluated_at, window = val_loss, state.step, Window()
                     snapshot, failures = Snapshot.take(model, state), 0
                 sample_due = due if config.sample_every is None else reason is None and (
                     config.sample_every > 0 and state.step % config.sample_every == 0)  # fmt: skip
@@ -337,25 +312,6 @@ def train(
             bar.close()
     return TrainResult(model, state, stop_reason, last_loss, last_val, overall.chars_per_second, output,
                        best_path(output), rollbacks)  # fmt: skip
-
-
-def _header(model: Model, config: TrainConfig, batches: StreamBatches, n_val: int, baselines: dict) -> str:
-    c = model.config
-    parts = [
-        f"model: {c.num_layers} x {c.hidden_size} {c.activation} RNN, vocab {c.vocab_size}, "
-        f"{model.flat.size:,} parameters ({c.dtype})",
-        f"data: {len(batches.ids):,} train chars, {n_val:,} validation chars; {batches.chunks_per_epoch} steps "
-        f"per epoch of {config.batch_size} x {config.seq_len}",
-    ]
-    if baselines:
-        parts.append("baselines (validation): " + ", ".join(
-            f"{_ngram_name(order)} {loss:.3f} nats ({loss / NATS_PER_BIT:.3f} bits)/char"
-            for order, loss in baselines.items()))  # fmt: skip
-    return "\n".join(parts)
-
-
-def _ngram_name(order: int) -> str:
-    return {1: "unigram", 2: "bigram", 3: "trigram"}.get(order, f"{order}-gram")
 
 
 def _step_limit(config: TrainConfig, batches: StreamBatches, state: TrainState) -> int | None:
@@ -415,18 +371,5 @@ def _evaluate_and_save(model, config, state, val_ids, output, baselines, window,
     metrics.append({"step": state.step, "epoch": state.epoch, "elapsed_seconds": round(state.elapsed, 3), "lr": lr,
                     "train_nats_per_char": window.mean_loss, "val_nats_per_char": val_loss, "val_bits_per_char": bits,
                     "chars_per_second": round(window.chars_per_second, 1), "best": improved})  # fmt: skip
-    parts = [f"step {state.step} (epoch {state.epoch}):"]
-    if window.mean_loss is not None:
-        parts.append(f"train {window.mean_loss:.4f},")
-    if val_loss is not None:
-        # the header lists every order; each evaluation repeats the unigram, bigram and best n-gram
-        shown = {order: loss for order, loss in baselines.items() if order in (1, 2, max(baselines))}
-        context = ", ".join(f"{_ngram_name(order)} {loss:.3f}" for order, loss in shown.items())
-        parts.append(
-            f"validation {val_loss:.4f} nats/char, {bits:.4f} bits/char" + (f" ({context})" if context else "")
-        )
-    if abandoned:
-        parts.append("evaluation abandoned (stop requested), checkpoint saved without a validation loss;")
-    parts.append(f"{window.chars_per_second:,.0f} chars/s" + (" *best*" if improved else ""))
-    log(" ".join(parts))
+    log(evaluation_line(state.step, state.epoch, window, val_loss, baselines, improved, abandoned))
     return val_loss, True, improved
