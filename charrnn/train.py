@@ -188,6 +188,9 @@ def train(
         raise CharrnnError("--resume and --init-from exclude each other (resume continues a run; init-from starts one)")
     if resume is not None:
         model, state = resume_state(resume, vocab, config, train_hash)
+        if state.chunk > batches.chunks_per_epoch:
+            raise CharrnnError(f"{resume}: resume state chunk {state.chunk} is past the {batches.chunks_per_epoch} "
+                               "chunks of an epoch of this corpus")  # fmt: skip
         log(f"resumed {resume} from step {state.step} (epoch {state.epoch}); saving to {output}")
     else:
         rng = np.random.default_rng(config.seed)
