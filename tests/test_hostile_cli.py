@@ -318,3 +318,16 @@ def test_models_that_load_give_finite_scores(model_dir):
     result = invoke("score", model_dir / "m.npz", model_dir / "text.txt", "--json")
     record = json.loads(result.stdout)
     assert result.exit_code == 0 and np.isfinite(record["bits_per_char"]) and meta["format"] == "charrnn-checkpoint"
+
+
+def test_file_names_that_are_not_utf8_work_and_are_named(tmp_path, model_dir):
+    """A name with bytes that are not UTF-8 (a Latin-1 file system, say) is a file like any other."""
+    model = tmp_path / os.fsdecode(b"mod\xe8le.npz")
+    model.write_bytes((model_dir / "m.npz").read_bytes())
+    text = tmp_path / os.fsdecode(b"t\xe9xte.txt")
+    text.write_text("abc defg\nhab cde\n" * 5)
+    for args in (["info", model], ["score", model, text], ["sample", model, "-n", "20", "--seed", "1"]):
+        result = invoke(*args)
+        assert result.exit_code == 0 and result.exception is None, result.output
+    missing = tmp_path / os.fsdecode(b"absent\xff.txt")
+    assert_one_line_error(invoke("score", model, missing), 1, "does not exist")

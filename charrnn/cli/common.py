@@ -112,6 +112,9 @@ def guarded_stdout() -> Iterator[None]:
                     os.dup2(held, fd)
                     os.close(held)
     original = sys.stdout
+    if getattr(original, "errors", None) == "strict":  # a file name with bytes that are not UTF-8 prints as them
+        with contextlib.suppress(Exception):
+            original.reconfigure(errors="surrogateescape")
     sys.stdout = GuardedStdout(original)  # type: ignore[assignment]
     try:
         yield
