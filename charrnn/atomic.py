@@ -41,6 +41,9 @@ def atomic_writer(final_path: str | Path, make_parents: bool = False) -> Iterato
     """
     final_path = Path(final_path)
     directory = final_path.parent
+    if final_path.exists() and not final_path.is_file():  # renaming over /dev/null or a FIFO would replace it
+        what = "a directory" if final_path.is_dir() else "not a regular file (a device, FIFO or socket)"
+        raise CharrnnError(f"cannot write {final_path}: it is {what}")
     try:
         if make_parents:
             directory.mkdir(parents=True, exist_ok=True)

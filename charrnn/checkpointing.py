@@ -249,6 +249,8 @@ def check_writable(output: Path) -> None:
         raise CharrnnError(f"cannot write {output}: directory {directory} does not exist")
     if output.is_dir():
         raise CharrnnError(f"cannot write {output}: it is a directory")
+    if output.exists() and not output.is_file():
+        raise CharrnnError(f"cannot write {output}: it is not a regular file (a device, FIFO or socket)")
     probe = directory / f".{output.name}.probe"
     try:
         probe.write_bytes(b"")

@@ -331,3 +331,21 @@ def test_file_names_that_are_not_utf8_work_and_are_named(tmp_path, model_dir):
         assert result.exit_code == 0 and result.exception is None, result.output
     missing = tmp_path / os.fsdecode(b"absent\xff.txt")
     assert_one_line_error(invoke("score", model, missing), 1, "does not exist")
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "{text}", "-o", "{out}", *SMALL], ["corpus", "synth", "markov", "-o", "{out}", "--length", "100"],
+    ["export", "{model}", "-o", "{out}", "--force"],
+])  # fmt: skip
+@pytest.mark.parametrize("kind", ["FIFO", "directory"])
+def test_an_output_that_is_not_a_regular_file_is_never_replaced(tmp_path, model_dir, command, kind):
+    """Writing is a rename over the output: over a FIFO or a device (-o /dev/null as root) it would replace
+    the node itself. Refused, naming it, before any work; the node is still there."""
+    out = tmp_path / "node"
+    if kind == "FIFO":
+        os.mkfifo(out)
+    else:
+        out.mkdir()
+    args = [a.format(text=model_dir / "text.txt", out=out, model=model_dir / "m.npz") for a in command]
+    assert_one_line_error(invoke(*args), 1, f"cannot write {out}: it is")
+    assert (out.is_fifo() if kind == "FIFO" else out.is_dir()) and sorted(os.listdir(tmp_path)) == ["node"]

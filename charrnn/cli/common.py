@@ -1,4 +1,5 @@
-"""What every command shares: the error boundary, Ctrl-C handling, and options spelled the same everywhere."""
+"""What every command shares: the error boundary, signals, a guarded standard output, and options spelled the
+same everywhere."""
 
 from __future__ import annotations
 

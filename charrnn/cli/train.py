@@ -66,7 +66,7 @@ def train(
     from dataclasses import asdict
 
     from ..budget import check_training
-    from ..checkpointing import best_path, check_replaceable, metrics_path, training_meta
+    from ..checkpointing import best_path, check_replaceable, check_writable, metrics_path, training_meta
     from ..config import check_values, resume_options
     from ..errors import CharrnnError, OptionError
     from ..outputs import hold_output, refuse_inputs
@@ -92,6 +92,7 @@ def train(
         inputs = [*(("corpus", path) for path in corpus), ("--val-file", run.data.val_file), ("--init-from", init_from)]
         refuse_inputs({"-o": output, "the best model": best_path(output), "the metrics log": metrics_path(output)},
                       inputs)  # fmt: skip
+        check_writable(output)  # before anything is locked or read: -o /dev/null, a directory, no such directory
         held.enter_context(hold_output(output))  # until the run ends: one writer per output
         check_replaceable(output, resume, force)
         if resume is None and init_from is None:  # before the corpus is read (1 character: a lower bound)
