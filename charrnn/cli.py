@@ -71,6 +71,7 @@ def graceful_interrupt() -> Iterator[list[bool]]:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     corpus: Annotated[list[Path], typer.Argument(help="Text files or directories to train on.", show_default=False)],
     output: Annotated[
         Path,
@@ -141,6 +142,17 @@ def train(
     val_max_chars: Annotated[
         int, typer.Option(help="Evaluate on at most this many validation characters.")
     ] = 1_000_000,
+    documents: Annotated[
+        str | None,
+        typer.Option(
+            "--documents",
+            help="Train on independent documents split by: lines, blank-lines, or a separator string (\\n "
+            "escapes). Each starts from a fresh state and ends with an end symbol; own defaults (README 'Documents').",
+        ),
+    ] = None,
+    val_docs: Annotated[
+        int | None, typer.Option(help="With --documents: hold out this many random whole documents for validation.")
+    ] = None,
 ) -> None:
     """Train a character-level RNN on CORPUS and write a checkpoint."""
     import os
@@ -156,6 +168,8 @@ def train(
         tqdm.write(message, file=sys.stderr)
 
     with user_errors():
+        if documents is None and val_docs is not None:
+            raise CharrnnError("--val-docs needs --documents")
         train_config = TrainConfig(
             seq_len=seq_len, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
             weight_decay=weight_decay, dropout=dropout, clip=clip, clip_value=clip_value, lr_decay=lr_decay,
@@ -165,12 +179,21 @@ def train(
             patience=patience, sample_every=sample_every, val_max_chars=val_max_chars,
         )  # fmt: skip
         preview = SamplePreview(sample_length, parse_temperatures(sample_temperatures), seed)
-        start = prepare_run(
-            corpus, dict(hidden_size=hidden, num_layers=layers, activation=activation, dtype=dtype), resume=resume,
-            init_from=init_from, extend=extend_vocab, unk=parse_unk_option(unk), seed=seed, val_frac=val_frac,
-            val_file=val_file, encoding=encoding, errors=errors, progress=not quiet,
-            cache_dir=cache_dir if cache_dir is not None else default_cache_dir(dict(os.environ)),
-        )  # fmt: skip
+        architecture = dict(hidden_size=hidden, num_layers=layers, activation=activation, dtype=dtype)
+        if documents is not None:  # documents mode: charrnn/documents.py (its defaults, data, preview)
+            corpus_docs, train_config, start, preview = _documents_start(
+                ctx, corpus, documents, train_config, architecture, resume=resume, init_from=init_from,
+                val_frac=val_frac, val_docs=val_docs, val_file=val_file, encoding=encoding, errors=errors,
+                temperatures=parse_temperatures(sample_temperatures),
+            )  # fmt: skip
+        else:
+            corpus_docs = None
+            start = prepare_run(
+                corpus, architecture, resume=resume, init_from=init_from, extend=extend_vocab,
+                unk=parse_unk_option(unk), seed=seed, val_frac=val_frac, val_file=val_file, encoding=encoding,
+                errors=errors, progress=not quiet,
+                cache_dir=cache_dir if cache_dir is not None else default_cache_dir(dict(os.environ)),
+            )  # fmt: skip
         for note in start.notes:
             log(note)
 
@@ -183,7 +206,7 @@ def train(
             result = run_training(
                 start.model_config, train_config, data.vocab, data.train_ids, data.val_ids, output, resume=resume,
                 progress=not quiet, log=log, should_stop=lambda: interrupted[0], init_model=start.init_model,
-                on_sample=show_samples, train_hash=data.train_hash,
+                on_sample=show_samples, train_hash=data.train_hash, documents=corpus_docs,
             )  # fmt: skip
         best = result.state.best_val_loss
         best_text = f", best validation {best:.4f} nats/char in {result.best_output}" if best is not None else ""
@@ -199,6 +222,20 @@ def train(
         )
         if result.stop_reason == "interrupted":
             raise typer.Exit(130)
+
+
+def _documents_start(ctx, corpus, split, train_config, architecture, temperatures, **options):
+    """`train --documents`: documents mode's defaults for the options the user did not give, then the
+    documents, the RunStart and the sample preview (8 documents per temperature)."""
+    from .docmodel import DocumentPreview
+    from .documents import prepare_documents_run, with_document_defaults
+
+    given = {name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "") != "DEFAULT"}
+    train_config, architecture = with_document_defaults(train_config, architecture, given)
+    corpus_docs, start = prepare_documents_run(corpus, split, architecture, seed=train_config.seed, **options)
+    longest = max(len(text) for text in corpus_docs.train_texts)
+    preview = DocumentPreview(8, temperatures, train_config.seed, corpus_docs.split, max(64, 2 * longest))
+    return corpus_docs, train_config, start, preview
 
 
 @app.command()

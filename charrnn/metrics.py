@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,31 @@ class MetricsLog:
                 handle.write(json.dumps(record) + "\n")
         except OSError as error:
             raise CharrnnError(f"cannot write {self.path}: {error.strerror}") from None
+
+
+@dataclass
+class TrainingWindow:
+    """Training loss and throughput since the last evaluation (one metrics record's worth)."""
+
+    loss_sum: float = 0.0
+    steps: int = 0
+    chars: int = 0
+    started: float | None = None  # end of the window's first step: JIT compilation does not count
+
+    def add(self, loss: float, chars: int) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
+        else:
+            self.chars += chars
+        self.loss_sum, self.steps = self.loss_sum + loss, self.steps + 1
+
+    @property
+    def mean_loss(self) -> float | None:
+        return self.loss_sum / self.steps if self.steps else None
+
+    @property
+    def chars_per_second(self) -> float:
+        return self.chars / max(time.perf_counter() - self.started, 1e-9) if self.started else 0.0
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

@@ -19,6 +19,9 @@ Shakespeare (H=256, 3000 steps, same seed) it learned more slowly (validation 1.
 uniform Wh's spectral radius is about 1/sqrt(3), a contracting start.
 
 The checkpoint is one `.npz` (see `save_checkpoint`) readable with `np.load(path, allow_pickle=False)`.
+Format versions: 1, and 2 = a vocabulary that ends with the end-of-document symbol (code point 0x110000,
+documents models, vocab.py). A model without it is still written as version 1, so an older charrnn reads
+every checkpoint it can understand, and refuses a documents model in one line (unsupported version).
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from .errors import CharrnnError
 from .vocab import Vocab
 
 CHECKPOINT_FORMAT = "charrnn-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: the vocabulary may end with the end-of-document symbol (documents models)
+READABLE_VERSIONS = (1, 2)
 PARAM_NAMES = ("Wx", "Wu", "Wh", "bh", "Wy", "by")
 ACTIVATIONS = ("tanh", "relu")
 DTYPES = ("float32", "float64")
@@ -175,7 +179,8 @@ def save_checkpoint(path: str | Path, model: Model, meta: dict[str, Any], arrays
     arrays (optimizer state, carried hidden state) under their own names.
     """
     path = Path(path)
-    meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": asdict(model.config), **meta}
+    version = CHECKPOINT_VERSION if model.vocab.has_end else 1  # the oldest version that holds this model
+    meta = {"format": CHECKPOINT_FORMAT, "version": version, "config": asdict(model.config), **meta}
     contents = {name: np.ascontiguousarray(a) for name, a in model.params.items()}
     contents["vocab"] = model.vocab.codepoints()
     contents["meta"] = np.array(json.dumps(meta))
@@ -217,16 +222,21 @@ def load_checkpoint(path: str | Path) -> tuple[Model, dict[str, Any], dict[str, 
         raise CharrnnError(f"{path}: checkpoint metadata is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise CharrnnError(f"{path} is not a charrnn checkpoint (format field missing or wrong)")
-    if meta.get("version") != CHECKPOINT_VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise CharrnnError(
             f"{path}: checkpoint format version {meta.get('version')} is not supported "
-            f"(this charrnn reads version {CHECKPOINT_VERSION})"
+            f"(this charrnn reads versions {', '.join(map(str, READABLE_VERSIONS))})"
         )
     try:
         config = ModelConfig(**meta["config"])
     except (KeyError, TypeError) as error:
         raise CharrnnError(f"{path}: checkpoint config is invalid: {_short(error)}") from None
-    vocab = Vocab.from_codepoints(arrays.pop("vocab"))
+    try:
+        vocab = Vocab.from_codepoints(arrays.pop("vocab"))
+    except CharrnnError as error:
+        raise CharrnnError(f"{path}: {error}") from None
+    if vocab.has_end and meta["version"] < 2:
+        raise CharrnnError(f"{path}: a version {meta['version']} checkpoint cannot hold an end-of-document symbol")
     if len(vocab) != config.vocab_size:
         raise CharrnnError(f"{path}: vocabulary has {len(vocab)} characters, config says {config.vocab_size}")
     flat = np.empty(num_params(config), dtype=config.dtype)
@@ -265,6 +275,8 @@ def checkpoint_info(path: str | Path) -> dict[str, Any]:
         "total_parameters": int(model.flat.size),
         "vocab_size": len(model.vocab),
         "vocab": model.vocab.chars,
+        "end_symbol": model.vocab.has_end,
+        "documents": meta.get("documents"),
         "steps": meta.get("step", 0),
         "epoch": meta.get("epoch", 0),
         "best_val_loss_nats": best,

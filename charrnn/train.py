@@ -15,6 +15,8 @@ successful evaluation), halves the learning rate for every rollback in a row, lo
 after `max_rollbacks` in a row it stops (stop_reason "diverged"), keeping the last good checkpoint.
 Early stopping: with `patience`, training stops after that many evaluations without a better
 validation loss (stop_reason "patience"); the best model is in `<stem>.best.npz`.
+Documents (`documents=`, charrnn/documents.py): the same loop over packed document batches (padding
+weights and document resets go to the kernels), validation per document, the split in the checkpoint.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ from .checkpointing import (
     state_arrays,
 )
 from .data import StreamBatches, eval_streams
+from .documents import DocumentCorpus
 from .errors import CharrnnError
 from .kernels import blas, optim
-from .metrics import MetricsLog
+from .metrics import MetricsLog, TrainingWindow
 from .model import Model, ModelConfig, save_checkpoint
 from .vocab import Vocab
 from .workspace import Workspace
@@ -192,31 +195,6 @@ def ids_hash(ids: np.ndarray) -> str:
     return digest.hexdigest()[:16]
 
 
-@dataclass
-class _Window:
-    """Training loss and throughput since the last evaluation (one metrics record's worth)."""
-
-    loss_sum: float = 0.0
-    steps: int = 0
-    chars: int = 0
-    started: float | None = None  # end of the window's first step: JIT compilation does not count
-
-    def add(self, loss: float, chars: int) -> None:
-        if self.started is None:
-            self.started = time.perf_counter()
-        else:
-            self.chars += chars
-        self.loss_sum, self.steps = self.loss_sum + loss, self.steps + 1
-
-    @property
-    def mean_loss(self) -> float | None:
-        return self.loss_sum / self.steps if self.steps else None
-
-    @property
-    def chars_per_second(self) -> float:
-        return self.chars / max(time.perf_counter() - self.started, 1e-9) if self.started else 0.0
-
-
 def train(
     model_config: ModelConfig | None,
     config: TrainConfig,
@@ -231,6 +209,7 @@ def train(
     init_model: Model | None = None,
     on_sample: Callable[[Model, int], None] | None = None,
     train_hash: str | None = None,
+    documents: DocumentCorpus | None = None,
 ) -> TrainResult:
     """Train (or resume, or fine-tune) and write checkpoints and the metrics log. See the module docstring.
 
@@ -239,10 +218,12 @@ def train(
     with `init_model` (fine-tuning), its weights, vocabulary and architecture, with a fresh optimizer
     state at step 0; in both cases `model_config` is ignored. `on_sample(model, step)` is called every
     `config.sample_every` steps (or after each evaluation) and must not change the model.
-    `train_hash` is `ids_hash(train_ids)` when the caller already knows it.
+    `train_hash` is `ids_hash(train_ids)` when the caller already knows it. With `documents`, batches
+    and validation come from it (train_ids, val_ids: its `stream`s, for the baselines and the hash).
     """
     output = Path(output)
-    batches = StreamBatches(train_ids, config.batch_size, config.seq_len)
+    batches = (StreamBatches(train_ids, config.batch_size, config.seq_len) if documents is None
+               else documents.batches(config.batch_size, config.seq_len, config.seed))  # fmt: skip
     train_hash = train_hash or ids_hash(train_ids)
     val_ids = val_ids[: config.val_max_chars]
     if config.patience is not None and len(val_ids) < 2:
@@ -270,17 +251,17 @@ def train(
     baselines = {}
     if len(val_ids) > 1:
         baselines = baseline_table(train_ids[:BASELINE_MAX_TRAIN_CHARS], val_ids, len(vocab), orders=(1, 2, 3, 4, 5))
-    log(_header(model, config, batches, len(val_ids), baselines))
+    log(_header(model, config, batches, len(val_ids), baselines, documents))
     limit_steps = _step_limit(config, batches, state)
     grad = np.empty_like(model.flat)
     start, elapsed_before, last_val, last_loss, stop_reason = time.perf_counter(), state.elapsed, None, None, None
-    overall, window = _Window(), _Window()
+    overall, window = TrainingWindow(), TrainingWindow()
     evaluated_at = state.step if resume is not None else -1
     snapshot, failures, rollbacks = Snapshot.take(model, state), 0, 0
 
     def roll_back(what: str, failed_at: int) -> None:
         nonlocal failures, rollbacks, window
-        failures, rollbacks, window = failures + 1, rollbacks + 1, _Window()
+        failures, rollbacks, window = failures + 1, rollbacks + 1, TrainingWindow()
         snapshot.restore(model, state)
         state.lr = snapshot.lr * 0.5**failures
         bar.n = state.step
@@ -302,11 +283,14 @@ def train(
                 reason = "diverged" if failures >= config.max_rollbacks else None
                 reason = reason or _stop_reason(config, state, batches, limit_steps, start, should_stop)
                 if reason is None:
-                    inputs, targets = batches.chunk(state.chunk)
+                    # documents: (inputs, targets, weights, resets); a stream: (inputs, targets)
+                    inputs, targets, *marks = batches.chunk(state.chunk, state.epoch) if documents else \
+                        batches.chunk(state.chunk)  # fmt: skip
                     # dropout masks depend only on (seed, step): a resumed run draws the same ones
                     loss, grad, hidden = workspace.loss_and_grads(
-                        inputs, targets, state.hidden, grad, config.dropout, config.seed * 1_000_003 + state.step
-                    )
+                        inputs, targets, state.hidden, grad, config.dropout, config.seed * 1_000_003 + state.step,
+                        *marks,
+                    )  # fmt: skip
                     norm = optim._global_norm(grad)  # one pass serves the divergence check and clipping
                     if not (math.isfinite(loss) and math.isfinite(norm)):
                         roll_back("non-finite loss or gradient", state.step + 1)
@@ -319,8 +303,9 @@ def train(
                         continue
                     last_loss = loss
                     state.hidden, state.step, state.chunk = hidden, state.step + 1, state.chunk + 1
-                    overall.add(loss, batches.chars_per_chunk)
-                    window.add(loss, batches.chars_per_chunk)
+                    chars = int(marks[0].sum()) if marks else batches.chars_per_chunk
+                    overall.add(loss, chars)
+                    window.add(loss, chars)
                     bar.update(1)
                     bar.set_postfix(epoch=state.epoch, loss=f"{loss:.3f}", chars_s=f"{overall.chars_per_second:,.0f}",
                                     refresh=False)  # fmt: skip
@@ -328,14 +313,14 @@ def train(
                 if due:
                     state.elapsed = elapsed_before + time.perf_counter() - start
                     val_loss, finite = _evaluate_and_save(model, config, state, val_ids, output, baselines, window,
-                                                          metrics, log, state.lr * factor)  # fmt: skip
+                                                          metrics, log, state.lr * factor, documents)  # fmt: skip
                     if not finite:
                         roll_back("validation loss is non-finite", state.step)
                         if reason == "diverged":
                             stop_reason = reason
                             break
                         continue
-                    last_val, evaluated_at, window = val_loss, state.step, _Window()
+                    last_val, evaluated_at, window = val_loss, state.step, TrainingWindow()
                     snapshot, failures = Snapshot.take(model, state), 0
                 sample_due = due if config.sample_every is None else reason is None and (
                     config.sample_every > 0 and state.step % config.sample_every == 0)  # fmt: skip
@@ -350,14 +335,14 @@ def train(
                        best_path(output), rollbacks)  # fmt: skip
 
 
-def _header(model: Model, config: TrainConfig, batches: StreamBatches, n_val: int, baselines: dict) -> str:
+def _header(model: Model, config: TrainConfig, batches, n_val: int, baselines: dict, documents) -> str:
     c = model.config
     parts = [
-        f"model: {c.num_layers} x {c.hidden_size} {c.activation} RNN, vocab {c.vocab_size}, "
-        f"{model.flat.size:,} parameters ({c.dtype})",
-        f"data: {len(batches.ids):,} train chars, {n_val:,} validation chars; {batches.chunks_per_epoch} steps "
-        f"per epoch of {config.batch_size} x {config.seq_len}",
-    ]
+        f"model: {c.num_layers} x {c.hidden_size} {c.activation} RNN, vocab {c.vocab_size}"
+        + (" (end symbol included)" if documents else "") + f", {model.flat.size:,} parameters ({c.dtype})",
+        documents.describe(batches) if documents else f"data: {len(batches.ids):,} train chars, {n_val:,} "
+        f"validation chars; {batches.chunks_per_epoch} steps per epoch of {config.batch_size} x {config.seq_len}",
+    ]  # fmt: skip
     if baselines:
         parts.append("baselines (validation): " + ", ".join(
             f"{_ngram_name(order)} {loss:.3f} nats ({loss / NATS_PER_BIT:.3f} bits)/char"
@@ -401,23 +386,29 @@ def _stop_reason(config, state, batches, limit_steps, start, should_stop) -> str
     return None
 
 
-def _evaluate_and_save(model, config, state, val_ids, output, baselines, window, metrics, log, lr):
+def _evaluate_and_save(model, config, state, val_ids, output, baselines, window, metrics, log, lr, documents):
     """Evaluate, then (only if everything is finite) save checkpoints and log. `lr` is the learning rate of
     the last step (schedule applied), for the metrics. Returns (val_loss, finite)."""
-    val_loss = evaluate(model, val_ids, config.batch_size, config.seq_len) if len(val_ids) > 1 else None
+    per_doc, (meta, arrays) = None, documents.checkpoint_extras() if documents else ({}, {})
+    if documents is not None:  # validation per character and per document; the split and hashes in checkpoints
+        val_loss, per_doc = documents.evaluate(model, config.val_max_chars) or (None, None)
+    else:
+        val_loss = evaluate(model, val_ids, config.batch_size, config.seq_len) if len(val_ids) > 1 else None
     if val_loss is not None and not math.isfinite(val_loss):
         return val_loss, False
     improved = val_loss is not None and (state.best_val_loss is None or val_loss < state.best_val_loss)
     if improved:
         state.best_val_loss, state.evals_since_best = val_loss, 0
-        save_checkpoint(best_path(output), model, {**checkpoint_meta(config, state), "role": "best"}, {})
+        save_checkpoint(best_path(output), model, {**checkpoint_meta(config, state), "role": "best", **meta}, arrays)
     elif val_loss is not None:
         state.evals_since_best += 1
-    save_checkpoint(output, model, {**checkpoint_meta(config, state), "role": "latest"}, state_arrays(state))
+    save_checkpoint(output, model, {**checkpoint_meta(config, state), "role": "latest", **meta},
+                    {**state_arrays(state), **arrays})  # fmt: skip
     bits = None if val_loss is None else val_loss / NATS_PER_BIT
     metrics.append({"step": state.step, "epoch": state.epoch, "elapsed": round(state.elapsed, 3), "lr": lr,
                     "train_loss": window.mean_loss, "val_loss": val_loss, "val_bpc": bits,
-                    "chars_per_second": round(window.chars_per_second, 1), "best": improved})  # fmt: skip
+                    "chars_per_second": round(window.chars_per_second, 1), "best": improved,
+                    **({"val_loss_per_document": per_doc} if documents else {})})  # fmt: skip
     parts = [f"step {state.step} (epoch {state.epoch}):"]
     if window.mean_loss is not None:
         parts.append(f"train {window.mean_loss:.4f},")
@@ -425,9 +416,9 @@ def _evaluate_and_save(model, config, state, val_ids, output, baselines, window,
         # the header lists every order; each evaluation repeats the unigram, bigram and best n-gram
         shown = {order: loss for order, loss in baselines.items() if order in (1, 2, max(baselines))}
         context = ", ".join(f"{_ngram_name(order)} {loss:.3f}" for order, loss in shown.items())
-        parts.append(
-            f"validation {val_loss:.4f} nats/char, {bits:.4f} bits/char" + (f" ({context})" if context else "")
-        )
+        parts.append(f"validation {val_loss:.4f} nats/char, {bits:.4f} bits/char"
+                     + (f", {per_doc:.3f} nats/document" if per_doc is not None else "")
+                     + (f" ({context})" if context else ""))  # fmt: skip
     parts.append(f"{window.chars_per_second:,.0f} chars/s" + (" *best*" if improved else ""))
     log(" ".join(parts))
     return val_loss, True
