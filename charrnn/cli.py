@@ -428,8 +428,17 @@ def _read_prime(prime: str | None, prime_file: Path | None) -> str:
 
 @app.command()
 def sample(
+    ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="Checkpoint (.npz).", show_default=False)],
-    length: Annotated[int, typer.Option("-n", "--length", help="New characters per sample (prime not counted).")] = 500,
+    length: Annotated[
+        int,
+        typer.Option(
+            "-n",
+            "--length",
+            help="New characters per sample (prime not counted); for a documents "
+            "model, the number of documents [default: 10].",
+        ),
+    ] = 500,
     temperature: Annotated[float, typer.Option(help="Softmax temperature (> 0); lower is more conservative.")] = 1.0,
     greedy: Annotated[bool, typer.Option("--greedy", help="Always take the most likely character.")] = False,
     top_k: Annotated[int, typer.Option(help="Sample only among the k most likely characters (0: off).")] = 0,
@@ -442,8 +451,21 @@ def sample(
     unk: UnkOption = "error",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per sample (JSON lines).")] = False,
     threads: ThreadsOption = 1,  # the per-step products are small: a second BLAS thread costs more than it saves
+    max_length: Annotated[
+        int | None,
+        typer.Option(
+            help="Documents model: cap a document at this many characters [default: twice "
+            "the longest training document]."
+        ),
+    ] = None,
+    unique: Annotated[bool, typer.Option("--unique", help="Documents model: never the same document twice.")] = False,
+    novel: Annotated[
+        bool,
+        typer.Option("--novel", help="Documents model: only documents in neither the training nor the validation set."),
+    ] = False,
 ) -> None:
-    """Generate text from MODEL, streamed to stdout as it is produced."""
+    """Generate text from MODEL, streamed to stdout as it is produced. A documents model (trained with
+    --documents) gives -n whole documents, in its corpus's format."""
     from .generate import compute_threads
     from .generate import sample as start_sampling
     from .model import load_model
@@ -452,6 +474,17 @@ def sample(
     with user_errors():
         text = _read_prime(prime, prime_file)
         loaded = load_model(model)
+        if loaded.vocab.has_end:  # a documents model: whole documents (charrnn/docmodel.py)
+            given = _given(ctx)
+            for option, name in (("num_samples", "--num-samples"), ("stop", "--stop")):
+                if option in given:
+                    raise CharrnnError(f"{name} does not apply to a documents model (-n is the number of documents)")
+            with compute_threads(threads):
+                _sample_documents(model, length if "length" in given else 10, max_length, temperature, top_k, top_p,
+                                  greedy, text, seed, unique, novel, parse_unk_option(unk), as_json)  # fmt: skip
+            return
+        if max_length is not None or unique or novel:
+            raise CharrnnError("--max-length, --unique and --novel apply to documents models (train --documents)")
         with compute_threads(threads):
             sampler = start_sampling(loaded, length, temperature, top_k, top_p, greedy, text, num_samples, seed,
                                      stop, parse_unk_option(unk))  # fmt: skip
@@ -496,9 +529,20 @@ def score(
     unk: UnkOption = "error",
     as_json: JsonOption = False,
     threads: ThreadsOption = 1,  # see sample
+    documents: Annotated[
+        bool,
+        typer.Option(
+            "--documents",
+            help="Score each document on its own (end symbol included); the default for a documents model.",
+        ),
+    ] = False,
+    split: Annotated[
+        str | None, typer.Option(help="With --documents: lines, blank-lines or a separator [default: the model's].")
+    ] = None,
 ) -> None:
     """Log-likelihood of a text under MODEL: nats, bits, bits/char, perplexity. The first character only
-    conditions; characters 2..N are scored from a zero state."""
+    conditions; characters 2..N are scored from a zero state. A documents model scores each document
+    from a zero state, its end symbol included (JSON lines with --json)."""
     from .generate import compute_threads
     from .model import load_model
     from .score import line_scores, ngram_baselines, per_char_rows, read_source, score_text
@@ -511,6 +555,12 @@ def score(
             raise CharrnnError(f"--alternatives must be >= 0, got {alternatives}")
         body, name = (text, "--text") if text is not None else read_source(source)
         loaded = load_model(model)
+        if documents or loaded.vocab.has_end or split is not None:  # charrnn/docmodel.py
+            if per_char or per_line or baseline is not None:
+                raise CharrnnError("--per-char, --per-line and --baseline do not apply to scoring documents")
+            with compute_threads(threads):
+                _score_documents(model, body, name, split, parse_unk_option(unk), as_json)
+            return
         with compute_threads(threads):
             result = score_text(loaded, body, parse_unk_option(unk), top=alternatives if per_char else 0, where=name)
         summary = result.summary()
@@ -558,6 +608,13 @@ def attribute(
     by_paragraph: Annotated[bool, typer.Option("--by-paragraph", help="Also a verdict per paragraph.")] = False,
     as_json: JsonOption = False,
     threads: ThreadsOption = 1,  # see sample
+    documents: Annotated[
+        bool, typer.Option("--documents", help="A verdict per document (documents models, end symbol included).")
+    ] = False,
+    split: Annotated[
+        str | None,
+        typer.Option(help="With --documents: lines, blank-lines or a separator [default: the first model's]."),
+    ] = None,
 ) -> None:
     """Which model explains a text best: bits/char and posterior (uniform prior) per model. Characters
     outside the vocabulary shared by all models are removed for every model, and reported."""
@@ -573,6 +630,12 @@ def attribute(
         if len(set(names)) != len(names):
             raise CharrnnError("the same model is given twice")
         body, name = read_source(source)
+        if documents or split is not None:  # a verdict per document: charrnn/docmodel.py
+            if by_paragraph:
+                raise CharrnnError("--by-paragraph and --documents exclude each other")
+            with compute_threads(threads):
+                _attribute_documents(body, name, dict(zip(names, models, strict=True)), split, as_json)
+            return
         loaded = {label: load_model(path) for label, path in zip(names, models, strict=True)}
         with compute_threads(threads):
             result = run_attribution(body, loaded, by_paragraph=by_paragraph)
@@ -599,6 +662,113 @@ def attribute(
         excluded = ", ".join(f"{describe_char(c)} x{n}" for c, n in sorted(result.excluded.items()))
         typer.echo(f"verdict: {result.best} ({report['scored']:,} characters scored"
                    + (f"; excluded as unknown to some model: {excluded})" if excluded else ")"))  # fmt: skip
+
+
+# ---- documents models: sample, score, attribute (charrnn/docmodel.py) ----
+
+
+def _given(ctx: typer.Context) -> set[str]:
+    """The options the user gave (not left at their defaults)."""
+    return {name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "") != "DEFAULT"}
+
+
+def _sample_documents(path, count, max_length, temperature, top_k, top_p, greedy, prime, seed, unique, novel, unk,
+                      as_json) -> None:  # fmt: skip
+    import secrets
+
+    from .docmodel import SampleStats, default_max_length, join_documents, load_documents_model, sample_documents
+
+    documents = load_documents_model(path)
+    stats = SampleStats()
+    max_length = default_max_length(documents) if max_length is None else max_length
+    seed = seed if seed is not None else secrets.randbits(63)  # printed with --json: a sample can be redrawn
+    given = 0
+    for sample in sample_documents(documents, count, max_length, temperature, top_k, top_p, greedy, prime, seed,
+                                   unique, novel, unk, stats):  # fmt: skip
+        given += 1
+        if as_json:
+            typer.echo(json.dumps({**sample.to_dict(), "prime": prime, "seed": seed}))
+        else:
+            sys.stdout.write(join_documents([sample.text], documents.split))
+            sys.stdout.flush()
+    if given < count:
+        raise CharrnnError(f"found only {given} of {count} documents in {stats.draws} draws ({stats.empty} empty, "
+                           f"{stats.repeated} repeated, {stats.known} already in the corpus)")  # fmt: skip
+    notes = []
+    if stats.repeated or stats.known:
+        notes.append(f"drew {stats.draws} documents: {stats.repeated} repeated, {stats.known} already in the corpus")
+    if stats.incomplete:
+        notes.append(f"{stats.incomplete} document(s) cut at --max-length {max_length} before their end")
+    for note in notes:
+        typer.echo(note, err=True)
+
+
+def _read_documents(body: str, name: str, split: str) -> list[str]:
+    from .documents import split_documents
+
+    texts, _ = split_documents(body, split)
+    if not texts:
+        raise CharrnnError(f"{name} has no documents (split by {split!r})")
+    return texts
+
+
+def _score_documents(path, body, name, split, unk, as_json) -> None:
+    from .docmodel import load_documents_model, score_documents, score_summary
+    from .vocab import describe_char
+
+    documents = load_documents_model(path)
+    texts = _read_documents(body, name, split or documents.split)
+    scores, unknown = score_documents(documents.model, texts, unk, where=name)
+    summary = score_summary(scores)
+    if as_json:
+        for row in scores:
+            typer.echo(json.dumps(row.to_dict()))
+        typer.echo(json.dumps({"source": name, "model": str(path), "total": summary}))
+        return
+    typer.echo(f"{'document':>8}{'chars':>7}{'log-lik (nats)':>16}{'bits/char':>11}  text")
+    for row in scores:
+        preview = row.text.replace("\n", " ")[:50]
+        typer.echo(f"{row.index + 1:>8}{row.predictions - 1:>7}{row.log_likelihood:>16.3f}{row.bits_per_char:>11.3f}"
+                   f"  {preview}")  # fmt: skip
+    typer.echo(f"{name}: {summary['documents']:,} documents, {summary['characters']:,} characters + "
+               f"{summary['documents']:,} end symbols scored\nlog-likelihood {summary['log_likelihood_nats']:.2f} "
+               f"nats\n{summary['nats_per_char']:.4f} nats/char, {summary['bits_per_char']:.4f} bits/char "
+               f"(end symbol included), {summary['nats_per_document']:.3f} nats/document")  # fmt: skip
+    if unknown.total:
+        action = {"skip": "skipped"}.get(unknown.policy, f"mapped to {describe_char(unknown.policy)}")
+        typer.echo(
+            f"unknown characters {action}: "
+            + ", ".join(
+                f"{describe_char(c)} x{n} (first in document {first + 1})" for c, (n, first) in unknown.counts.items()
+            )
+        )
+
+
+def _attribute_documents(body, name, paths: dict[str, Path], split, as_json) -> None:
+    from .docmodel import attribute_documents, load_documents_model
+    from .vocab import describe_char
+
+    loaded = {label: load_documents_model(path) for label, path in paths.items()}
+    first = next(iter(loaded.values()))
+    texts = _read_documents(body, name, split or first.split)
+    result = attribute_documents(texts, {label: d.model for label, d in loaded.items()})
+    report = result.to_dict()
+    if as_json:
+        typer.echo(json.dumps({"source": name, **report}, indent=2))
+        return
+    width = max(12, *(len(n) for n in paths))
+    typer.echo(f"{'document':>8}  {'best':<{width}}{'margin bits':>12}  text")
+    for row in report["documents"]:
+        typer.echo(f"{row['document'] + 1:>8}  {row['best']:<{width}}{row['margin_bits']:>12.1f}  "
+                   f"{row['text'].replace(chr(10), ' ')[:50]}")  # fmt: skip
+    typer.echo("documents won: " + ", ".join(f"{n} {c}" for n, c in report["documents_won"].items()) + "\n")
+    typer.echo(f"{'model':<{width}}{'bits/char':>11}{'log-lik (nats)':>17}{'posterior':>12}")
+    for label, row in report["models"].items():
+        typer.echo(f"{label:<{width}}{row['bits_per_char']:>11.4f}{row['log_likelihood_nats']:>17.1f}"
+                   f"{row['posterior']:>12.4g}")  # fmt: skip
+    excluded = ", ".join(f"{describe_char(c)} x{n}" for c, n in sorted(result.excluded.items()))
+    typer.echo(f"verdict over all {len(texts):,} documents: {report['best']}"
+               + (f" (excluded as unknown to some model: {excluded})" if excluded else ""))  # fmt: skip
 
 
 # ---- curves command ----

@@ -2,12 +2,12 @@
 documents scored one by one, documents attributed to the model that explains each best.
 
 Sampling (`sample_documents`): each sample is one document, from the document start (the end symbol as
-input, then the prime), ending when the model draws the end symbol; `max_length` characters cap a
+input, then the prime), ending when the model draws the end symbol; `max_length` new characters cap a
 runaway (such a sample is marked incomplete). Samples are drawn in rounds of a batch each, round r
-seeded by (seed, r), so the same seed gives the same documents. `unique` drops a document already
-given; `novel` drops any document of the training corpus (training or validation split), recognised by
-the 64-bit hashes the checkpoint keeps (`KnownDocuments`). Each sample's `status` says where it is from:
-"new", "in-train" or "in-validation".
+seeded by (seed, r), so the same seed gives the same documents. An empty document is never given;
+`unique` drops a document already given; `novel` drops any document of the training corpus (training
+or validation split), recognised by the 64-bit hashes the checkpoint keeps (`KnownDocuments`). Each
+sample's `status` says where it is from: "new", "in-train" or "in-validation".
 
 Scoring (`score_documents`): each document from a zero state, as [END, d1 .. dn, END]: n + 1 predictions
 (the end symbol counted, as training's loss), through `batch.score_sequences`, so a document's score
@@ -83,7 +83,7 @@ class DocumentSample:
     index: int
     text: str  # the document (the prime included)
     complete: bool  # ended with the end symbol (False: cut at max_length)
-    log_prob_model: float  # nats, of the generated characters and the end symbol, under the model
+    log_prob_model: float | None  # nats, of the generated characters and the end symbol (None when cut)
     status: str | None  # "new" | "in-train" | "in-validation" (None: the checkpoint keeps no hashes)
 
     def to_dict(self) -> dict:
@@ -94,6 +94,7 @@ class DocumentSample:
 @dataclass
 class SampleStats:
     draws: int = 0  # documents drawn
+    empty: int = 0  # drawn empty (the end symbol first): never a document, dropped
     repeated: int = 0  # dropped by --unique
     known: int = 0  # dropped by --novel
     incomplete: int = 0  # given although cut at max_length
@@ -105,7 +106,8 @@ def sample_documents(documents: DocumentsModel, count: int, max_length: int, tem
                      stats: SampleStats | None = None) -> Iterator[DocumentSample]:  # fmt: skip
     """`count` documents, yielded as they are accepted (module docstring). `stats` (optional) collects
     what was drawn and dropped; fewer than `count` come out when --unique/--novel reject
-    MAX_DRAWS_PER_DOCUMENT times `count` draws."""
+    MAX_DRAWS_PER_DOCUMENT times `count` draws. The text of a document includes the prime; it is not
+    stripped (a trained model ends its documents where its corpus did)."""
     if count < 1:
         raise CharrnnError(f"-n must be >= 1 (documents to sample), got {count}")
     if max_length < 1:
@@ -117,15 +119,19 @@ def sample_documents(documents: DocumentsModel, count: int, max_length: int, tem
     seen: set[str] = set()
     accepted, round_index = 0, 0
     while accepted < count and stats.draws < MAX_DRAWS_PER_DOCUMENT * count:
-        size = count - accepted if not (unique or novel) else max(count - accepted, ROUND_SIZE)
+        size = count - accepted if not (unique or novel or stats.empty) else max(count - accepted, ROUND_SIZE)
         round_seed = seed if round_index == 0 else int(np.random.SeedSequence([seed, round_index]).generate_state(
             1, np.uint64)[0] >> 1)  # fmt: skip
         sampler = generate.sample(documents.model, max_length + 1, temperature, top_k, top_p, greedy, prime, size,
                                   round_seed, None, unk)  # fmt: skip
         for result in sampler.run():
             stats.draws += 1
-            text = prime + result.text
+            # drawn: up to max_length + 1 ids, so a document of max_length characters can still end
+            text = prime + (result.text if result.stopped else result.text[:max_length])
             status = documents.known.status(text) if documents.known is not None else None
+            if not text.strip():  # as no corpus document is (they are stripped, empty ones skipped)
+                stats.empty += 1
+                continue
             if unique and text in seen:
                 stats.repeated += 1
                 continue
@@ -134,7 +140,8 @@ def sample_documents(documents: DocumentsModel, count: int, max_length: int, tem
                 continue
             seen.add(text)
             stats.incomplete += not result.stopped
-            yield DocumentSample(accepted, text, result.stopped, result.log_prob_model, status)
+            log_prob = result.log_prob_model if result.stopped else None
+            yield DocumentSample(accepted, text, result.stopped, log_prob, status)
             accepted += 1
             if accepted == count:
                 return

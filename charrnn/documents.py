@@ -236,7 +236,9 @@ def _encode_all(vocab: Vocab, texts: list[str], where: str) -> list[np.ndarray]:
     missing = sorted(set().union(*map(set, texts)) - set(vocab.chars))
     if missing:
         shown = ", ".join(describe_char(c) for c in missing[:10])
-        raise CharrnnError(f"{where}: {len(missing)} character(s) not in the model's vocabulary: {shown}")
+        first = next(t for t in texts if missing[0] in t)
+        raise CharrnnError(f"{where}: {len(missing)} character(s) not in the model's vocabulary: {shown} "
+                           f"({describe_char(missing[0])} first in the document {first[:40]!r})")  # fmt: skip
     ids = vocab.encode("".join(texts))
     return np.split(ids, np.cumsum([len(t) for t in texts])[:-1])
 
