@@ -258,7 +258,12 @@ def info(
     for row in details["parameters"]:
         typer.echo(f"{row['name']:<8}{str(tuple(row['shape'])):<18}{row['count']:>12,}")
     typer.echo(f"{'total':<26}{details['total_parameters']:>12,}")
-    typer.echo(f"vocabulary: {details['vocab_size']} characters {details['vocab']!r}")
+    typer.echo(f"vocabulary: {len(details['vocab'])} characters {details['vocab']!r}"
+               + (" + the end-of-document symbol" if details["end_symbol"] else ""))  # fmt: skip
+    if details["documents"]:
+        d = details["documents"]
+        typer.echo(f"documents: split by {d['split']!r}, {d['train_documents']:,} training and "
+                   f"{d['validation_documents']:,} validation documents, longest {d['longest']} chars")  # fmt: skip
     best = details["best_val_loss_nats"]
     typer.echo(f"trained: {details['steps']} steps, epoch {details['epoch']}; best validation: "
                + (f"{best:.4f} nats/char ({details['best_val_loss_bits']:.4f} bits/char)" if best is not None

@@ -7,7 +7,9 @@ Each evaluation appends one JSON object on its own line:
 
 `train_loss` is the mean training loss (nats/char) of the steps since the previous evaluation,
 `val_loss` the validation loss in nats/char and `val_bpc` the same in bits/char (both null without
-validation text), `elapsed` the seconds of training across all runs (resumes included). A fresh run
+validation text), `elapsed` the seconds of training across all runs (resumes included). A documents run
+(`--documents`) also records `val_loss_per_document` (nats); its per-character figures count the end
+symbol, and its `chars_per_second` counts real characters (not padding). A fresh run
 truncates the file; `--resume` keeps the lines up to the resumed step and appends.
 
 `curves_png` draws training and validation loss against steps and against time (needs matplotlib:
