@@ -268,3 +268,18 @@ def test_attribution_gives_a_verdict_per_document(doc_model):
     assert report["documents_won"]["trained"] >= 15 and report["excluded"] == {"z": 2}
     with pytest.raises(CharrnnError, match="not a documents model"):
         attribute_documents(["ab"], {"stream": random_model(3, 4, 1, "tanh", "float64")})
+
+
+def test_readme_documents_defaults_match_the_code():
+    """The README's documents-mode defaults table says what `with_document_defaults` does."""
+    from pathlib import Path
+
+    from charrnn.documents import DEFAULT_EPOCHS, MODEL_DEFAULTS, TRAIN_DEFAULTS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = readme.split("| option | stream default | `--documents` default | why |")[1].split("\n\n")[0]
+    cells = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in rows.splitlines()[2:]}
+    assert cells["`--hidden`, `--layers`"] == f"{MODEL_DEFAULTS['hidden_size']}, {MODEL_DEFAULTS['num_layers']}"
+    assert cells["`--batch-size` x `--seq-len`"] == f"{TRAIN_DEFAULTS['batch_size']} x {TRAIN_DEFAULTS['seq_len']}"
+    assert float(cells["`--lr`"]) == TRAIN_DEFAULTS["lr"] and float(cells["`--dropout`"]) == TRAIN_DEFAULTS["dropout"]
+    assert int(cells["`--epochs`"]) == DEFAULT_EPOCHS
