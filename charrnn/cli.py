@@ -231,6 +231,8 @@ def _documents_start(ctx, corpus, split, train_config, architecture, temperature
     from .documents import prepare_documents_run, with_document_defaults
 
     given = {name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "") != "DEFAULT"}
+    for name in sorted(given & {"extend_vocab", "unk", "cache_dir"}):  # stream options with no meaning here
+        raise CharrnnError(f"--{name.replace('_', '-')} does not apply to --documents")
     train_config, architecture = with_document_defaults(train_config, architecture, given)
     corpus_docs, start = prepare_documents_run(corpus, split, architecture, seed=train_config.seed, **options)
     longest = max(len(text) for text in corpus_docs.train_texts)

@@ -101,6 +101,8 @@ def test_misuse_is_one_line(trained, tmp_path, corpus_file):
     other_split = invoke("train", trained / "names.txt", "--documents", "blank-lines", "-o", tmp_path / "w.npz",
                          "--resume", model, *SMALL)  # fmt: skip
     assert_one_line_error(other_split, "trained with --documents")
+    assert_one_line_error(invoke("train", trained / "names.txt", "--documents", "lines", "--unk", "skip", "-o",
+                                 tmp_path / "u.npz"), "--unk does not apply")  # fmt: skip
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n  \n", encoding="utf-8")
     assert_one_line_error(invoke("train", empty, "--documents", "lines", "-o", tmp_path / "v.npz"), "no documents")
