@@ -88,7 +88,7 @@ class DocumentSample:
 
     def to_dict(self) -> dict:
         return {"document": self.index, "text": self.text, "length": len(self.text), "complete": self.complete,
-                "status": self.status, "log_prob_model": self.log_prob_model}  # fmt: skip
+                "status": self.status, "log_likelihood_nats": self.log_prob_model}  # fmt: skip
 
 
 @dataclass

@@ -196,7 +196,7 @@ def prepare_documents(
     have the end symbol and every character of the documents; otherwise it is built from the documents of
     both splits.
     """
-    from .data import read_text
+    from .decode import read_text
 
     split = parse_split(split)
     if not 0.0 <= val_frac < 1.0:
@@ -344,9 +344,9 @@ def prepare_documents_run(corpus: list[str | Path], split: str, architecture: di
     (None when resuming). `options` go to `prepare_documents` (val_frac, val_docs, val_file, seed,
     encoding, errors)."""
     from .data import PreparedData
-    from .finetune import ARCHITECTURE_OPTIONS, RunStart
+    from .fingerprint import ids_hash
     from .model import ModelConfig, load_checkpoint
-    from .train import ids_hash
+    from .runstart import ARCHITECTURE_OPTIONS, RunStart
     from .vocab import UnknownReport
 
     def start(documents: DocumentCorpus, config, notes: list[str]):

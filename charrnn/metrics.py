@@ -2,15 +2,17 @@
 
 Each evaluation appends one JSON object on its own line:
 
-    {"step": 400, "epoch": 1, "elapsed": 83.2, "lr": 0.002, "train_loss": 1.71, "val_loss": 1.80,
-     "val_bpc": 2.60, "chars_per_second": 51234.0, "best": true}
+    {"step": 400, "epoch": 1, "elapsed_seconds": 83.2, "lr": 0.002, "train_nats_per_char": 1.71,
+     "val_nats_per_char": 1.80, "val_bits_per_char": 2.60, "chars_per_second": 51234.0, "best": true}
 
-`train_loss` is the mean training loss (nats/char) of the steps since the previous evaluation,
-`val_loss` the validation loss in nats/char and `val_bpc` the same in bits/char (both null without
-validation text), `elapsed` the seconds of training across all runs (resumes included). A documents run
-(`--documents`) also records `val_loss_per_document` (nats); its per-character figures count the end
-symbol, and its `chars_per_second` counts real characters (not padding). A fresh run
-truncates the file; `--resume` keeps the lines up to the resumed step and appends.
+`train_nats_per_char` is the mean training loss of the steps since the previous evaluation,
+`val_nats_per_char` the validation loss and `val_bits_per_char` the same in bits (both null without
+validation text), `elapsed_seconds` the seconds of training across all runs (resumes included); the
+names follow the JSON convention of docs/json.md. A fresh run truncates the file; `--resume` keeps the
+lines up to the resumed step and appends. Files written before the convention (`elapsed`, `train_loss`,
+`val_loss`, `val_bpc`) are read with their keys renamed. A documents run (`--documents`) also records
+`val_nats_per_document`; its per-character figures count the end symbol, and its `chars_per_second`
+counts real characters (not padding).
 
 `curves_png` draws training and validation loss against steps and against time (needs matplotlib:
 `pip install 'charrnn[plot]'`); `terminal_plot` draws a compact character plot with no dependency.
@@ -20,12 +22,14 @@ from __future__ import annotations
 
 import json
 import math
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import CharrnnError
+
+OLD_KEYS = {"elapsed": "elapsed_seconds", "train_loss": "train_nats_per_char", "val_loss": "val_nats_per_char",
+            "val_bpc": "val_bits_per_char"}  # fmt: skip
+X_KEYS = {"step": "step", "elapsed": "elapsed_seconds"}
 
 
 class MetricsLog:
@@ -52,31 +56,6 @@ class MetricsLog:
             raise CharrnnError(f"cannot write {self.path}: {error.strerror}") from None
 
 
-@dataclass
-class TrainingWindow:
-    """Training loss and throughput since the last evaluation (one metrics record's worth)."""
-
-    loss_sum: float = 0.0
-    steps: int = 0
-    chars: int = 0
-    started: float | None = None  # end of the window's first step: JIT compilation does not count
-
-    def add(self, loss: float, chars: int) -> None:
-        if self.started is None:
-            self.started = time.perf_counter()
-        else:
-            self.chars += chars
-        self.loss_sum, self.steps = self.loss_sum + loss, self.steps + 1
-
-    @property
-    def mean_loss(self) -> float | None:
-        return self.loss_sum / self.steps if self.steps else None
-
-    @property
-    def chars_per_second(self) -> float:
-        return self.chars / max(time.perf_counter() - self.started, 1e-9) if self.started else 0.0
-
-
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """The records of a metrics file, in order."""
     path = Path(path)
@@ -96,7 +75,7 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
             raise CharrnnError(f"{path}: line {number} is not valid JSON") from None
         if not isinstance(record, dict) or not isinstance(record.get("step"), int):
             raise CharrnnError(f"{path}: line {number} is not a metrics record (no integer 'step')")
-        records.append(record)
+        records.append({OLD_KEYS.get(key, key): value for key, value in record.items()})
     return records
 
 
@@ -116,8 +95,8 @@ def series(records: list[dict[str, Any]], x: str) -> dict[str, list[tuple[float,
         raise CharrnnError(f"x axis must be step or time, got {x!r}")
     out: dict[str, list[tuple[float, float]]] = {"train": [], "validation": []}
     for record in records:
-        for name, key in (("train", "train_loss"), ("validation", "val_loss")):
-            value, at = record.get(key), record.get(x)
+        for name, key in (("train", "train_nats_per_char"), ("validation", "val_nats_per_char")):
+            value, at = record.get(key), record.get(X_KEYS[x])
             if isinstance(value, (int, float)) and isinstance(at, (int, float)) and math.isfinite(value):
                 out[name].append((float(at), float(value)))
     return out

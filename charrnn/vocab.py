@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import CharrnnError
+from .errors import CharrnnError, OptionError
 
 UNK_POLICIES = ("error", "skip")
 END_CODEPOINT = 0x110000  # the end-of-document symbol in the checkpoint: one past the last Unicode code point
@@ -203,4 +203,4 @@ def parse_unk_option(value: str) -> str:
         return "\n"
     if len(value) == 1:
         return value
-    raise CharrnnError(f"--unk must be error, skip or map:<char>, got {value!r}")
+    raise OptionError(f"--unk must be error, skip or map:<char>, got {value!r}")

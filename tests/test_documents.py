@@ -167,7 +167,7 @@ def test_checkpoint_versions(tmp_path):
         loaded, meta, _ = load_checkpoint(tmp_path / name)
         assert meta["version"] == version and loaded.vocab == model.vocab
     archive = dict(np.load(tmp_path / "d.npz"))
-    for version, message in ((3, "version 3 is not supported"), (1, "cannot hold an end-of-document symbol")):
+    for version, message in ((3, "version 3 is not supported"), (1, "invalid code point .1114112.")):
         meta = json.loads(str(archive["meta"]))
         np.savez(tmp_path / "bad.npz", **{**archive, "meta": np.array(json.dumps({**meta, "version": version}))})
         with pytest.raises(CharrnnError, match=message):
@@ -190,8 +190,8 @@ def test_training_on_documents_learns_and_resumes_bit_exactly(tmp_path, names_fi
     straight = train_documents(tmp_path / "a.npz", corpus, 60)
     assert straight.state.epoch >= 1  # crossed an epoch boundary (reshuffle)
     records = [json.loads(line) for line in (tmp_path / "a.metrics.jsonl").read_text().splitlines()]
-    assert records[-1]["val_loss"] < min(records[0]["val_loss"], np.log(len(corpus.vocab)) - 0.3)  # learnt
-    assert records[-1]["val_loss_per_document"] > records[-1]["val_loss"]
+    assert records[-1]["val_nats_per_char"] < min(records[0]["val_nats_per_char"], np.log(len(corpus.vocab)) - 0.3)
+    assert records[-1]["val_nats_per_document"] > records[-1]["val_nats_per_char"]
     calls = iter(range(10**6))  # interrupted after 37 steps (mid-epoch), resumed with the same budget
     assert train_documents(tmp_path / "b.npz", corpus, 60, should_stop=lambda: next(calls) >= 37).state.step == 37
     resumed = train_documents(tmp_path / "b.npz", corpus, 60, resume=tmp_path / "b.npz")

@@ -53,7 +53,8 @@ def test_score_documents(trained, tmp_path):
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r.get("text") for r in rows[:3]] == ["abc", "head", "feed"] and rows[0]["predictions"] == 4
-    total = rows[-1]["total"]
+    total = rows[-1]
+    assert total["kind"] == "document_scores" and {r["kind"] for r in rows[:3]} == {"document_score"}
     assert total["documents"] == 3 and total["predictions"] == 14
     assert abs(total["log_likelihood_nats"] - sum(r["log_likelihood_nats"] for r in rows[:3])) < 1e-9
     text = invoke("score", trained / "m.npz", test, "--documents")
@@ -65,8 +66,25 @@ def test_attribute_documents(trained, tmp_path):
     test.write_text("abc\nhead\n", encoding="utf-8")
     result = invoke("attribute", test, "-m", trained / "m.npz", "-m", trained / "m.best.npz", "--documents", "--json")
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert [d["text"] for d in report["documents"]] == ["abc", "head"] and sum(report["documents_won"].values()) == 2
+    *verdicts, report = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [d["text"] for d in verdicts] == ["abc", "head"] and sum(report["documents_won"].values()) == 2
+    assert {d["kind"] for d in verdicts} == {"document_verdict"} and report["kind"] == "document_attribution"
+
+
+def test_documents_json_follows_the_documented_convention(trained, tmp_path):
+    from test_cli_trust import DOCS, RETIRED, keys
+
+    test = tmp_path / "t.txt"
+    test.write_text("abc\nhead\n", encoding="utf-8")
+    model = trained / "m.npz"
+    for command in (["sample", model, "-n", "3", "--json"], ["score", model, test, "--json"], ["info", model, "--json"],
+                    ["attribute", test, "-m", model, "--documents", "--json"]):  # fmt: skip
+        for record in [json.loads(line) for line in invoke(*command).stdout.splitlines()]:
+            assert f'`"{record["kind"]}"`' in DOCS, record["kind"]
+            won = record.pop("documents_won", None)  # keyed by model name, as `models` is
+            assert won is None or "`documents_won`" in DOCS
+            for key in set(keys(record)):
+                assert f"`{key}`" in DOCS and key not in RETIRED, (command[0], key)
 
 
 def test_info_shows_the_end_symbol(trained):
@@ -87,22 +105,23 @@ def test_misuse_is_one_line(trained, tmp_path, corpus_file):
     model = trained / "m.npz"
     stream = tmp_path / "s.npz"
     assert invoke("train", corpus_file, "-o", stream, "--steps", "2", *SMALL).exit_code == 0
-    assert_one_line_error(invoke("train", corpus_file, "--val-docs", "3", "-o", tmp_path / "x.npz"), "--documents")
-    assert_one_line_error(invoke("sample", model, "--stop", "x"), "--stop does not apply")
-    assert_one_line_error(invoke("sample", model, "--num-samples", "3"), "--num-samples")
-    assert_one_line_error(invoke("sample", stream, "--novel"), "apply to documents models")
-    assert_one_line_error(invoke("score", model, "--text", "abc", "--per-char"), "--per-char")
+    no_documents = invoke("train", corpus_file, "--val-docs", "3", "-o", tmp_path / "x.npz")
+    assert_one_line_error(no_documents, "--documents", code=2)
+    assert_one_line_error(invoke("sample", model, "--stop", "x"), "--stop does not apply", code=2)
+    assert_one_line_error(invoke("sample", model, "--num-samples", "3"), "--num-samples", code=2)
+    assert_one_line_error(invoke("sample", stream, "--novel"), "apply to documents models", code=2)
+    assert_one_line_error(invoke("score", model, "--text", "abc", "--per-char"), "--per-char", code=2)
     assert_one_line_error(invoke("score", stream, "--text", "abc", "--documents"), "not a documents model")
     assert_one_line_error(invoke("attribute", corpus_file, "-m", stream, "--documents"), "not a documents model")
-    assert_one_line_error(invoke("train", corpus_file, "-o", tmp_path / "y.npz", "--resume", model, *SMALL),
-                          "is a documents model")  # fmt: skip
+    assert_one_line_error(invoke("train", corpus_file, "-o", tmp_path / "y.npz", "--resume", model),
+                          "not in the model's vocabulary")  # resuming keeps --documents (recorded)  # fmt: skip
     assert_one_line_error(invoke("train", trained / "names.txt", "--documents", "lines", "-o", tmp_path / "z.npz",
                                  "--init-from", model, *SMALL), "--init-from")  # fmt: skip
     other_split = invoke("train", trained / "names.txt", "--documents", "blank-lines", "-o", tmp_path / "w.npz",
                          "--resume", model, *SMALL)  # fmt: skip
-    assert_one_line_error(other_split, "trained with --documents")
+    assert_one_line_error(other_split, "trained otherwise: --documents blank-lines", code=2)
     assert_one_line_error(invoke("train", trained / "names.txt", "--documents", "lines", "--unk", "skip", "-o",
-                                 tmp_path / "u.npz"), "--unk does not apply")  # fmt: skip
+                                 tmp_path / "u.npz"), "--unk does not apply", code=2)  # fmt: skip
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n  \n", encoding="utf-8")
     assert_one_line_error(invoke("train", empty, "--documents", "lines", "-o", tmp_path / "v.npz"), "no documents")
