@@ -229,6 +229,14 @@ class DataConfig:
     unk: str = option("error", "--unk", "Characters missing from an --init-from/--resume vocabulary: error, skip or "
                       "map:<char>.", panel=DATA, valid=_unk_option,
                       rule="must be error, skip or map:<char>")  # fmt: skip
+    documents: str | None = option(
+        None, "--documents", "Train on independent documents split by: lines, blank-lines, or a separator string (\\n "
+        "escapes). Each starts from a fresh state and ends with an end symbol; own defaults (README 'Documents').",
+        panel=DATA, valid=lambda value: value is None or bool(value), rule="must be lines, blank-lines or a separator",
+    )  # fmt: skip
+    val_docs: int | None = option(None, "--val-docs", "With --documents: hold out this many random whole documents "
+                                  "for validation (instead of --val-frac of them).", panel=DATA,
+                                  valid=lambda value: value is None or value >= 0, rule="must be >= 0")  # fmt: skip
 
     def __post_init__(self) -> None:
         validate(self)

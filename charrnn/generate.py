@@ -13,6 +13,10 @@ Conventions (also in the README):
   - `num_samples` samples are generated together as one batch; sample k draws from its own random
     stream, seeded from (seed, k), so the same seed gives the same texts.
   - `stop`: a sample ends right after it produces the stop string (which is included in its text).
+  - A documents model (its vocabulary has the end symbol, charrnn/documents.py) samples one document:
+    the state starts as at a document start (the end symbol, then the prime), the sample ends when it
+    draws the end symbol (`stopped`), and the symbol is not part of the text. Many documents, --unique,
+    --novel: charrnn/docmodel.py.
 
     python -c "from charrnn.generate import sample; from charrnn.model import load_model; \\
                print(sample(load_model('model.npz'), 200, seed=1).run()[0].text)"
@@ -158,14 +162,19 @@ class Sampler:
         self.seed = secrets.randbits(63) if seed is None else int(seed)
         self.prime = prime
         prime_ids, self.unknown = vocab.encode_with_report(prime, unk=unk, where="prime")
-        if len(prime_ids) == 0 and "\n" in vocab:
+        self._end = vocab.end_id
+        if self._end is not None:  # a documents model: a document starts after the end symbol
+            if stop:
+                raise CharrnnError("--stop does not apply to a documents model: a sample ends with its document")
+            prime_ids = np.concatenate(([self._end], prime_ids.astype(np.int64)))
+        elif len(prime_ids) == 0 and "\n" in vocab:
             prime_ids = vocab.encode("\n")  # documented default: start as after a line break
         self.stop = stop or ""
         missing = sorted({c for c in self.stop if c not in vocab})
         if missing:
             names = ", ".join(describe_char(c) for c in missing)
             raise CharrnnError(f"--stop: {names} not in the model's vocabulary, so the stop string can never appear")
-        self._stop_ids = vocab.encode(self.stop).astype(np.int64)
+        self._stop_ids = vocab.encode(self.stop).astype(np.int64) if self._end is None else np.array([self._end])
         self._stop_fail = kmp_failure(self._stop_ids)
         state = warm_state(model, prime_ids)
         self._h = np.ascontiguousarray(np.repeat(state, num_samples, axis=1))  # (L, K, H)
@@ -184,7 +193,7 @@ class Sampler:
         logp_model = np.zeros(K, dtype=np.float64)
         logits, pre, tmp = np.empty((K, V), dtype), np.empty((K, H), dtype), np.empty((K, H), dtype)
         work, order = np.empty(V, dtype), np.empty(V, np.int64)
-        codepoints = model.vocab.codepoints().astype(np.uint32)
+        codepoints = model.vocab.codepoints().astype(np.uint32)  # the end symbol, if any, is dropped below
         remaining = self.length
         generated = np.zeros(K, dtype=np.int64)
         while remaining > 0 and not done.all():
@@ -198,7 +207,10 @@ class Sampler:
             remaining -= out.shape[1]
             generated += lengths
             # ids -> text without a Python step per character: code points, then one UTF-32 decode
-            pieces = [codepoints[out[k, : lengths[k]]].tobytes().decode("utf-32-le") for k in range(K)]
+            drawn = [out[k, : lengths[k]] for k in range(K)]
+            if self._end is not None:
+                drawn = [ids[ids != self._end] for ids in drawn]
+            pieces = [codepoints[ids].tobytes().decode("utf-32-le") for ids in drawn]
             if self.keep_text:
                 for k, piece in enumerate(pieces):
                     self._texts[k].append(piece)

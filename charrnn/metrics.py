@@ -11,7 +11,9 @@ validation text), `elapsed_seconds` the seconds of training across all runs (res
 names follow the JSON convention of docs/json.md. A fresh run replaces the file at its first evaluation
 (not before: a run that fails early leaves the history as it was); `--resume` keeps the lines up to the
 resumed step and appends. Files written before the convention (`elapsed`, `train_loss`,
-`val_loss`, `val_bpc`) are read with their keys renamed.
+`val_loss`, `val_bpc`) are read with their keys renamed. A documents run (`--documents`) also records
+`val_nats_per_document`; its per-character figures count the end symbol, and its `chars_per_second`
+counts real characters (not padding).
 
 `curves_png` draws training and validation loss against steps and against time (needs matplotlib:
 `pip install 'charrnn[plot]'`); `terminal_plot` draws a compact character plot with no dependency.

@@ -19,6 +19,9 @@ Shakespeare (H=256, 3000 steps, same seed) it learned more slowly (validation 1.
 uniform Wh's spectral radius is about 1/sqrt(3), a contracting start.
 
 The checkpoint is one `.npz` (see `save_checkpoint`) readable with `np.load(path, allow_pickle=False)`.
+Format versions: 1, and 2 = a vocabulary that ends with the end-of-document symbol (code point 0x110000,
+documents models, vocab.py). A model without it is still written as version 1, so an older charrnn reads
+every checkpoint it can understand, and refuses a documents model in one line (unsupported version).
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ from .atomic import atomic_writer
 from .config import ACTIVATIONS, DTYPES, ModelConfig  # noqa: F401 (ModelConfig lives in config.py)
 from .errors import CharrnnError
 from .safeload import NpzReader, require_memory
-from .vocab import Vocab
+from .vocab import END_CODEPOINT, Vocab
 
 CHECKPOINT_FORMAT = "charrnn-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: the vocabulary may end with the end-of-document symbol (documents models)
+READABLE_VERSIONS = (1, 2)
 PARAM_NAMES = ("Wx", "Wu", "Wh", "bh", "Wy", "by")
 META_LIMIT = 16 << 20  # bytes of JSON metadata: far above any real checkpoint's, far below harm
 
@@ -139,7 +143,8 @@ def save_checkpoint(path: str | Path, model: Model, meta: dict[str, Any], arrays
     arrays (optimizer state, carried hidden state) under their own names.
     """
     path = Path(path)
-    meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": asdict(model.config), **meta}
+    version = CHECKPOINT_VERSION if model.vocab.has_end else 1  # the oldest version that holds this model
+    meta = {"format": CHECKPOINT_FORMAT, "version": version, "config": asdict(model.config), **meta}
     contents = {name: np.ascontiguousarray(a) for name, a in model.params.items()}
     contents["vocab"] = model.vocab.codepoints()
     contents["meta"] = np.array(json.dumps(meta))
@@ -178,7 +183,7 @@ def load_checkpoint(path: str | Path) -> tuple[Model, dict[str, Any], dict[str, 
             raise CharrnnError(f"{path} is not a charrnn checkpoint: it has no 'meta'/'vocab' arrays")
         meta = _read_meta(path, archive)
         config = _read_config(path, meta)
-        vocab = _read_vocab(path, archive, config)
+        vocab = _read_vocab(path, archive, config, meta["version"])
         require_memory(2 * num_params(config) * np.dtype(config.dtype).itemsize, f"{path}: the model")
         flat = np.empty(num_params(config), dtype=config.dtype)
         views = param_views(flat, config)
@@ -200,10 +205,10 @@ def _read_meta(path: Path, archive: NpzReader) -> dict[str, Any]:
         raise CharrnnError(f"{path}: checkpoint metadata is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise CharrnnError(f"{path} is not a charrnn checkpoint (format field missing or wrong)")
-    if meta.get("version") != CHECKPOINT_VERSION or isinstance(meta.get("version"), bool):
+    if meta.get("version") not in READABLE_VERSIONS or isinstance(meta.get("version"), bool):
         raise CharrnnError(
             f"{path}: checkpoint format version {meta.get('version')!r} is not supported "
-            f"(this charrnn reads version {CHECKPOINT_VERSION})"
+            f"(this charrnn reads versions {', '.join(map(str, READABLE_VERSIONS))})"
         )
     return meta
 
@@ -232,21 +237,35 @@ def _read_config(path: Path, meta: dict[str, Any]) -> ModelConfig:
         raise CharrnnError(f"{path}: checkpoint config is invalid: {error}") from None
 
 
-def _read_vocab(path: Path, archive: NpzReader, config: ModelConfig) -> Vocab:
+def _read_vocab(path: Path, archive: NpzReader, config: ModelConfig, version: int) -> Vocab:
+    """The vocabulary: sorted distinct Unicode scalar values, then (version 2, documents models) possibly
+    the end-of-document symbol END_CODEPOINT last."""
     codepoints = archive.read("vocab", (config.vocab_size,), ("int32", "int64", "uint32"))
+    if version >= 2 and codepoints.size and codepoints[-1] == END_CODEPOINT:
+        return Vocab.from_codepoints(np.append(_read_chars(path, codepoints[:-1]), END_CODEPOINT))
+    return Vocab.from_codepoints(_read_chars(path, codepoints))
+
+
+def _read_chars(path: Path, codepoints: np.ndarray) -> np.ndarray:
     bad = (codepoints < 0) | (codepoints > 0x10FFFF) | ((codepoints >= 0xD800) & (codepoints <= 0xDFFF))
     if bad.any():
         raise CharrnnError(f"{path}: vocabulary holds an invalid code point ({int(codepoints[bad][0])})")
     if codepoints.size > 1 and not (np.diff(codepoints.astype(np.int64)) > 0).all():
         raise CharrnnError(f"{path}: vocabulary is not sorted distinct code points")
-    return Vocab.from_codepoints(codepoints)
+    return codepoints
 
 
 def _read_extras(path: Path, archive: NpzReader, config: ModelConfig) -> dict[str, np.ndarray]:
-    """The arrays training adds: optimizer slots `optim.*` (P,) and the carried hidden state (L, B, H)."""
+    """The arrays training adds: optimizer slots `optim.*` (P,), the carried hidden state (L, B, H), and for a
+    documents model the hashes of its documents `documents.train`, `documents.val` (n,) uint64."""
     extras = {}
     for name in archive.names():
-        if name.startswith("optim."):
+        if name in ("documents.train", "documents.val"):
+            shape, _ = archive.header(name)
+            if len(shape) != 1:
+                raise CharrnnError(f"{path}: array {name!r} has shape {shape}, expected one dimension")
+            extras[name] = archive.read(name, shape, ("uint64",))
+        elif name.startswith("optim."):
             extras[name] = archive.read(name, (num_params(config),), (config.dtype,))
         elif name == "hidden":
             shape, _ = archive.header(name)

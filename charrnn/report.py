@@ -83,6 +83,8 @@ def info_record(path: str | Path) -> dict[str, Any]:
         "total_parameters": int(model.flat.size),
         "vocab_size": len(model.vocab),
         "vocab": model.vocab.chars,
+        "end_symbol": model.vocab.has_end,
+        "documents": meta.get("documents"),
         "steps": meta.get("step", 0),
         "epoch": meta.get("epoch", 0),
         "elapsed_seconds": meta.get("elapsed"),
@@ -105,7 +107,12 @@ def info_text(details: dict[str, Any]) -> str:
     for row in details["parameters"]:
         lines.append(f"{row['name']:<8}{str(tuple(row['shape'])):<18}{row['count']:>12,}")
     lines.append(f"{'total':<26}{details['total_parameters']:>12,}")
-    lines.append(f"vocabulary: {details['vocab_size']} characters {details['vocab']!r}")
+    lines.append(f"vocabulary: {len(details['vocab'])} characters {details['vocab']!r}"
+                 + (" + the end-of-document symbol" if details.get("end_symbol") else ""))  # fmt: skip
+    if details.get("documents"):
+        d = details["documents"]
+        lines.append(f"documents: split by {d['split']!r}, {d['train_documents']:,} training and "
+                     f"{d['validation_documents']:,} validation documents, longest {d['longest']} chars")  # fmt: skip
     best = details["best_val_nats_per_char"]
     elapsed = details["elapsed_seconds"]
     lines.append(f"trained: {details['steps']} steps, epoch {details['epoch']}"

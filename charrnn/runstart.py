@@ -59,6 +59,8 @@ def prepare_run(
         given = {name: value for name, value in architecture.items() if value is not None}
         return RunStart(data, ModelConfig(len(data.vocab), **given), None, list(data.notes))
     base = load_checkpoint(source)[0]
+    if base.vocab.has_end:
+        raise CharrnnError(f"{source} is a documents model: train it with --documents (the split it was trained with)")
     verb = "resuming" if resume is not None else "fine-tuning"
     notes = [
         f"{ARCHITECTURE_OPTIONS[name]} {value} ignored: {verb} keeps the model's "

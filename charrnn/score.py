@@ -168,7 +168,7 @@ def per_char_rows(result: ScoreResult, model: Model) -> list[dict]:
             "char": chars[result.ids[i + 1]],
             "prob": math.exp(log_p),
             "bits": -log_p / LN2,
-            "alternatives": [{"char": chars[c], "prob": math.exp(lp)} for c, lp in alternatives],
+            "alternatives": [{"char": model.vocab.name(c), "prob": math.exp(lp)} for c, lp in alternatives],
         })  # fmt: skip
     return rows
 

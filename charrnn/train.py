@@ -44,6 +44,7 @@ from .checkpointing import (
 )
 from .config import LR_SCHEDULES, OPTIMIZERS, TrainConfig  # noqa: F401 (TrainConfig lives in config.py)
 from .data import StreamBatches, eval_streams
+from .documents import DocumentCorpus
 from .errors import CharrnnError
 from .fingerprint import ids_hash
 from .kernels import blas, optim
@@ -164,6 +165,7 @@ def train(
     train_hash: str | None = None,
     metadata: dict | None = None,
     stop_evaluation: Callable[[], bool] | None = None,
+    documents: DocumentCorpus | None = None,
 ) -> TrainResult:
     """Train (or resume, or fine-tune) and write checkpoints and the metrics log. See the module docstring.
 
@@ -177,9 +179,12 @@ def train(
     `stop_evaluation()` is asked between the chunks of an evaluation: once True (the CLI passes its
     Ctrl-C/SIGTERM flag, as it does for `should_stop`), an evaluation that has not finished within
     ABANDON_AFTER seconds is abandoned and the checkpoint saved without a validation loss.
+    With `documents` (charrnn/documents.py), batches and validation come from it (train_ids, val_ids: its
+    `stream`s, for the baselines and the hash), and every checkpoint carries its split and hashes.
     """
     output = Path(output)
-    batches = StreamBatches(train_ids, config.batch_size, config.seq_len)
+    batches = (StreamBatches(train_ids, config.batch_size, config.seq_len) if documents is None
+               else documents.batches(config.batch_size, config.seq_len, config.seed))  # fmt: skip
     train_hash = train_hash or ids_hash(train_ids)
     val_ids = val_ids[: config.val_max_chars]
     if config.patience is not None and len(val_ids) < 2:
@@ -231,7 +236,7 @@ def train(
     baselines = {}
     if len(val_ids) > 1:
         baselines = baseline_table(train_ids[:BASELINE_MAX_TRAIN_CHARS], val_ids, len(vocab), orders=(1, 2, 3, 4, 5))
-    log(header(model, config, batches, len(val_ids), baselines))
+    log(header(model, config, batches, len(val_ids), baselines, documents))
     limit_steps = _step_limit(config, batches, state)
     grad = np.empty_like(model.flat)
     start, elapsed_before, last_val, last_loss, stop_reason = time.perf_counter(), state.elapsed, None, None, None
@@ -262,12 +267,15 @@ def train(
                 reason = "diverged" if failures >= config.max_rollbacks else None
                 reason = reason or _stop_reason(config, state, batches, limit_steps, start, should_stop)
                 if reason is None:
-                    inputs, targets = batches.chunk(state.chunk)
+                    # documents: (inputs, targets, weights, resets); a stream: (inputs, targets)
+                    inputs, targets, *marks = batches.chunk(state.chunk, state.epoch) if documents else \
+                        batches.chunk(state.chunk)  # fmt: skip
                     bar.step_starting()
                     # dropout masks depend only on (seed, step): a resumed run draws the same ones
                     loss, grad, hidden = workspace.loss_and_grads(
-                        inputs, targets, state.hidden, grad, config.dropout, config.seed * 1_000_003 + state.step
-                    )
+                        inputs, targets, state.hidden, grad, config.dropout, config.seed * 1_000_003 + state.step,
+                        *marks,
+                    )  # fmt: skip
                     norm = optim._global_norm(grad)  # one pass serves the divergence check and clipping
                     if not (math.isfinite(loss) and math.isfinite(norm)):
                         roll_back("non-finite loss or gradient", state.step + 1)
@@ -280,8 +288,9 @@ def train(
                         continue
                     last_loss = loss
                     state.hidden, state.step, state.chunk = hidden, state.step + 1, state.chunk + 1
-                    overall.add(loss, batches.chars_per_chunk)
-                    window.add(loss, batches.chars_per_chunk)
+                    chars = int(marks[0].sum()) if marks else batches.chars_per_chunk
+                    overall.add(loss, chars)
+                    window.add(loss, chars)
                     bar.step_done(state.step, {"epoch": state.epoch, "loss": f"{loss:.3f}",
                                                "chars_s": f"{overall.chars_per_second:,.0f}"})  # fmt: skip
                 due = state.step % config.eval_every == 0 if reason is None else evaluated_at != state.step
@@ -289,7 +298,7 @@ def train(
                     state.elapsed = elapsed_before + time.perf_counter() - start
                     val_loss, finite, improved = _evaluate_and_save(
                         model, config, state, val_ids, output, baselines, window, metrics, log, state.lr * factor,
-                        metadata or {}, abandon_evaluation)  # fmt: skip
+                        metadata or {}, abandon_evaluation, documents)  # fmt: skip
                     if stale_best and finite:
                         stale_best = False
                         if not improved and best_path(output).exists():
@@ -349,29 +358,34 @@ def _stop_reason(config, state, batches, limit_steps, start, should_stop) -> str
 
 
 def _evaluate_and_save(model, config, state, val_ids, output, baselines, window, metrics, log, lr, metadata,
-                       abandon=None):  # fmt: skip
+                       abandon=None, documents=None):  # fmt: skip
     """Evaluate, then (only if everything is finite) save checkpoints and log. `lr` is the learning rate of
     the last step (schedule applied), for the metrics. An evaluation `abandon()` stops is skipped: the
     checkpoint is saved without a validation loss. Returns (val_loss, finite, improved)."""
-    abandoned = False
-    try:
-        val_loss = evaluate(model, val_ids, config.batch_size, config.seq_len, None, abandon) if len(
-            val_ids) > 1 else None  # fmt: skip
-    except EvaluationAbandoned:
-        val_loss, abandoned = None, True
+    abandoned, per_doc, (meta, arrays) = False, None, documents.checkpoint_extras() if documents else ({}, {})
+    if documents is not None:  # validation per character and per document; the split and hashes in checkpoints
+        val_loss, per_doc = documents.evaluate(model, config.val_max_chars) or (None, None)
+    else:
+        try:
+            val_loss = evaluate(model, val_ids, config.batch_size, config.seq_len, None, abandon) if len(
+                val_ids) > 1 else None  # fmt: skip
+        except EvaluationAbandoned:
+            val_loss, abandoned = None, True
     if val_loss is not None and not math.isfinite(val_loss):
         return val_loss, False, False
     improved = val_loss is not None and (state.best_val_loss is None or val_loss < state.best_val_loss)
     if improved:
         state.best_val_loss, state.evals_since_best = val_loss, 0
-        save_checkpoint(best_path(output), model, {**metadata, **checkpoint_meta(config, state), "role": "best"}, {})
+        save_checkpoint(best_path(output), model, {**metadata, **checkpoint_meta(config, state), "role": "best",
+                                                   **meta}, arrays)  # fmt: skip
     elif val_loss is not None:
         state.evals_since_best += 1
-    save_checkpoint(output, model, {**metadata, **checkpoint_meta(config, state), "role": "latest"},
-                    state_arrays(state))
+    save_checkpoint(output, model, {**metadata, **checkpoint_meta(config, state), "role": "latest", **meta},
+                    {**state_arrays(state), **arrays})  # fmt: skip
     bits = None if val_loss is None else val_loss / NATS_PER_BIT
     metrics.append({"step": state.step, "epoch": state.epoch, "elapsed_seconds": round(state.elapsed, 3), "lr": lr,
                     "train_nats_per_char": window.mean_loss, "val_nats_per_char": val_loss, "val_bits_per_char": bits,
-                    "chars_per_second": round(window.chars_per_second, 1), "best": improved})  # fmt: skip
-    log(evaluation_line(state.step, state.epoch, window, val_loss, baselines, improved, abandoned))
+                    "chars_per_second": round(window.chars_per_second, 1), "best": improved,
+                    **({"val_nats_per_document": per_doc} if documents else {})})  # fmt: skip
+    log(evaluation_line(state.step, state.epoch, window, val_loss, baselines, improved, abandoned, per_doc))
     return val_loss, True, improved

@@ -36,15 +36,16 @@ class Window:
         return self.chars / max(time.perf_counter() - self.started, 1e-9) if self.started else 0.0
 
 
-def header(model: Any, config: Any, batches: Any, n_val: int, baselines: dict[int, float]) -> str:
+def header(model: Any, config: Any, batches: Any, n_val: int, baselines: dict[int, float], documents: Any = None,
+           ) -> str:  # fmt: skip
     """The architecture, the data and the n-gram baselines of the validation text, before the first step."""
     c = model.config
     parts = [
-        f"model: {c.num_layers} x {c.hidden_size} {c.activation} RNN, vocab {c.vocab_size}, "
-        f"{model.flat.size:,} parameters ({c.dtype})",
-        f"data: {len(batches.ids):,} train chars, {n_val:,} validation chars; {batches.chunks_per_epoch} steps "
-        f"per epoch of {config.batch_size} x {config.seq_len}",
-    ]
+        f"model: {c.num_layers} x {c.hidden_size} {c.activation} RNN, vocab {c.vocab_size}"
+        + (" (end symbol included)" if documents else "") + f", {model.flat.size:,} parameters ({c.dtype})",
+        documents.describe(batches) if documents else f"data: {len(batches.ids):,} train chars, {n_val:,} "
+        f"validation chars; {batches.chunks_per_epoch} steps per epoch of {config.batch_size} x {config.seq_len}",
+    ]  # fmt: skip
     if baselines:
         parts.append("baselines (validation): " + ", ".join(
             f"{ngram_name(order)} {loss:.3f} nats ({loss / NATS_PER_BIT:.3f} bits)/char"
@@ -57,7 +58,7 @@ def ngram_name(order: int) -> str:
 
 
 def evaluation_line(step: int, epoch: int, window: Window, val_loss: float | None, baselines: dict[int, float],
-                    improved: bool, abandoned: bool = False) -> str:  # fmt: skip
+                    improved: bool, abandoned: bool = False, per_doc: float | None = None) -> str:  # fmt: skip
     """`step 400 (epoch 1): train 1.7100, validation 1.8000 nats/char, 2.5969 bits/char (unigram ...) ...`"""
     parts = [f"step {step} (epoch {epoch}):"]
     if window.mean_loss is not None:
@@ -68,6 +69,7 @@ def evaluation_line(step: int, epoch: int, window: Window, val_loss: float | Non
         context = ", ".join(f"{ngram_name(order)} {loss:.3f}" for order, loss in shown.items())
         bits = val_loss / NATS_PER_BIT
         parts.append(f"validation {val_loss:.4f} nats/char, {bits:.4f} bits/char"
+                     + (f", {per_doc:.3f} nats/document" if per_doc is not None else "")
                      + (f" ({context})" if context else ""))  # fmt: skip
     if abandoned:
         parts.append("evaluation abandoned (stop requested), checkpoint saved without a validation loss;")

@@ -4,6 +4,11 @@ The vocabulary is the sorted set of Unicode code points of the training text, so
 across runs and machines (unlike `list(set(text))`, whose order depends on string hashing). It is
 stored in the checkpoint as an int32 array of code points.
 
+A documents model (charrnn/documents.py) also has the end-of-document symbol: one more id, after every
+character (`end_id` = the number of characters), stored in the checkpoint as the code point END_CODEPOINT
+= 0x110000, one past the last Unicode code point, so no text can contain it and it never collides with a
+character. It is not a character: `encode` never produces it and `decode` leaves it out.
+
 Unknown-character policy (`unk`), used wherever text meets a trained model (sampling primes, scoring,
 fine-tuning):
   - "error" (default): raise, naming each unknown character and the position where it first occurs;
@@ -20,6 +25,8 @@ import numpy as np
 from .errors import CharrnnError, OptionError
 
 UNK_POLICIES = ("error", "skip")
+END_CODEPOINT = 0x110000  # the end-of-document symbol in the checkpoint: one past the last Unicode code point
+END_NAME = "<end>"  # how listings (score --per-char, info) show it
 
 
 def id_dtype(vocab_size: int) -> np.dtype:
@@ -63,17 +70,19 @@ class Vocab:
     """Sorted characters of a corpus, with encode/decode.
 
     `chars[i]` is the character of id `i`; ids are stored in the smallest unsigned dtype that fits.
+    With `end=True` the vocabulary also has the end-of-document symbol, id `end_id` = len(chars).
     """
 
-    def __init__(self, chars: str | list[str]):
+    def __init__(self, chars: str | list[str], end: bool = False):
         chars = "".join(chars)
         if len(chars) == 0:
             raise CharrnnError("vocabulary is empty: the text has no characters")
         if len(set(chars)) != len(chars) or list(chars) != sorted(chars):
             raise CharrnnError("vocabulary must be sorted, distinct characters")
         self.chars = chars
+        self.end_id: int | None = len(chars) if end else None
         self.index = {char: i for i, char in enumerate(chars)}
-        self.dtype = id_dtype(len(chars))
+        self.dtype = id_dtype(len(chars) + (1 if end else 0))
         # code point -> id lookup table for fast vectorised encoding of large texts
         self._table = np.full(ord(chars[-1]) + 1, -1, dtype=np.int64)
         self._table[[ord(c) for c in chars]] = np.arange(len(chars))
@@ -84,26 +93,47 @@ class Vocab:
 
     @classmethod
     def from_codepoints(cls, codepoints: np.ndarray) -> Vocab:
-        return cls("".join(chr(int(c)) for c in codepoints))
+        """The vocabulary of a checkpoint's (V,) code points (END_CODEPOINT last: a documents model)."""
+        codes = [int(c) for c in np.asarray(codepoints).ravel()]
+        end = bool(codes) and codes[-1] == END_CODEPOINT
+        codes = codes[:-1] if end else codes
+        bad = [c for c in codes if not 0 <= c <= 0x10FFFF]
+        if bad:
+            raise CharrnnError(f"vocabulary holds {bad[0]:#x}, which is not a Unicode code point")
+        return cls("".join(chr(c) for c in codes), end=end)
 
     def codepoints(self) -> np.ndarray:
-        """(V,) int32: the checkpoint form of the vocabulary."""
-        return np.array([ord(c) for c in self.chars], dtype=np.int32)
+        """(V,) int32: the checkpoint form of the vocabulary (END_CODEPOINT last for a documents model)."""
+        codes = [ord(c) for c in self.chars] + ([END_CODEPOINT] if self.end_id is not None else [])
+        return np.array(codes, dtype=np.int32)
+
+    @property
+    def has_end(self) -> bool:
+        return self.end_id is not None
+
+    def with_end(self) -> Vocab:
+        """The same characters and the end-of-document symbol."""
+        return Vocab(self.chars, end=True)
 
     def __len__(self) -> int:
-        return len(self.chars)
+        return len(self.chars) + (1 if self.end_id is not None else 0)
 
     def __contains__(self, char: str) -> bool:
         return char in self.index
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocab) and other.chars == self.chars
+        return isinstance(other, Vocab) and other.chars == self.chars and other.end_id == self.end_id
 
     def __hash__(self) -> int:
-        return hash(self.chars)
+        return hash((self.chars, self.end_id))
 
     def __repr__(self) -> str:
-        return f"Vocab({len(self)} chars: {self.chars[:40]!r}{'...' if len(self) > 40 else ''})"
+        end = " + end symbol" if self.end_id is not None else ""
+        return f"Vocab({len(self.chars)} chars{end}: {self.chars[:40]!r}{'...' if len(self.chars) > 40 else ''})"
+
+    def name(self, i: int) -> str:
+        """What id `i` is, for listings: its character, or END_NAME."""
+        return END_NAME if i == self.end_id else self.chars[i]
 
     def encode(self, text: str, unk: str = "error", where: str = "text") -> np.ndarray:
         """Text -> (N,) ids in `self.dtype`, applying the unknown-character policy.
@@ -143,7 +173,8 @@ class Vocab:
         return ids.astype(self.dtype), UnknownReport(counts, unk)
 
     def decode(self, ids: np.ndarray | list[int]) -> str:
-        return "".join(self.chars[int(i)] for i in ids)
+        """The text of ids; the end-of-document symbol is not a character and is left out."""
+        return "".join(self.chars[int(i)] for i in ids if int(i) != self.end_id)
 
     def one_hot(self, ids: np.ndarray, dtype: np.dtype | str = np.float32) -> np.ndarray:
         """(..., V) one-hot rows for an API user. The model itself never builds these: a one-hot row

@@ -11,8 +11,9 @@ def activation(pre, kind):
     return np.maximum(pre, 0.0) if kind == "relu" else np.tanh(pre)
 
 
-def forward(params, inputs, h0, kind):
-    """inputs (B, T) ids; h0 (L, B, H). Returns hidden states as a list per layer of (B, T, H)."""
+def forward(params, inputs, h0, kind, resets=None):
+    """inputs (B, T) ids; h0 (L, B, H). Returns hidden states as a list per layer of (B, T, H).
+    resets (B, T): where set, that row's previous state is taken as zero (a document starts)."""
     Wx, Wu, Wh, bh = params["Wx"], params["Wu"], params["Wh"], params["bh"]
     B, T = inputs.shape
     V = Wx.shape[0]
@@ -24,6 +25,8 @@ def forward(params, inputs, h0, kind):
         h = h0[layer]
         states = []
         for t in range(T):
+            if resets is not None:
+                h = np.where(resets[:, t, None] > 0, 0.0, h)
             h = activation(layer_input[:, t] @ W_in + h @ Wh[layer] + bh[layer], kind)
             states.append(h)
         layer_input = np.stack(states, axis=1)
@@ -31,22 +34,27 @@ def forward(params, inputs, h0, kind):
     return layers
 
 
-def loss(params, inputs, targets, h0, kind):
-    """Mean cross-entropy in nats, and the final state (L, B, H)."""
-    layers = forward(params, inputs, h0, kind)
+def loss(params, inputs, targets, h0, kind, weights=None, resets=None):
+    """Mean cross-entropy in nats (weighted by weights (B, T) when given), and the final state (L, B, H)."""
+    layers = forward(params, inputs, h0, kind, resets)
     logits = layers[-1] @ params["Wy"] + params["by"]  # (B, T, V)
     logits = logits - logits.max(axis=-1, keepdims=True)
     log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
-    picked = np.take_along_axis(log_probs, targets[..., None], axis=-1)
+    picked = np.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
     final = np.stack([layer[:, -1] for layer in layers])
-    return -picked.mean(), final
+    if weights is None:
+        return -picked.mean(), final
+    return -(weights * picked).sum() / weights.sum(), final
 
 
-def grads(params, inputs, targets, h0, kind):
-    """Backpropagation written step by step over time, in float64."""
-    layers = forward(params, inputs, h0, kind)
+def grads(params, inputs, targets, h0, kind, weights=None, resets=None):
+    """Backpropagation written step by step over time, in float64 (weighted mean when weights (B, T) are
+    given; a row's state is cut to zero, and its gradient stopped, where resets (B, T) is set)."""
+    layers = forward(params, inputs, h0, kind, resets)
     B, T = inputs.shape
-    N = B * T
+    N = B * T if weights is None else weights.sum()
+    weights = np.ones((B, T)) if weights is None else weights
+    resets = np.zeros((B, T)) if resets is None else resets
     top = layers[-1]
     logits = top @ params["Wy"] + params["by"]
     probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
@@ -55,7 +63,7 @@ def grads(params, inputs, targets, h0, kind):
     for b in range(B):
         for t in range(T):
             dlogits[b, t, targets[b, t]] -= 1.0
-    dlogits /= N
+    dlogits *= weights[..., None] / N
     out = {name: np.zeros_like(value) for name, value in params.items()}
     out["Wy"] = np.einsum("bth,btv->hv", top, dlogits)
     out["by"] = dlogits.sum(axis=(0, 1))
@@ -72,6 +80,7 @@ def grads(params, inputs, targets, h0, kind):
             dh = dh_from_above[:, t] + dh_next
             dpre = dh * (h[:, t] > 0) if kind == "relu" else dh * (1 - h[:, t] ** 2)
             h_prev = h0[layer] if t == 0 else h[:, t - 1]
+            h_prev = np.where(resets[:, t, None] > 0, 0.0, h_prev)
             out["Wh"][layer] += h_prev.T @ dpre
             out["bh"][layer] += dpre.sum(axis=0)
             grad_in = below[:, t].T @ dpre
@@ -80,7 +89,7 @@ def grads(params, inputs, targets, h0, kind):
             else:
                 out["Wu"][layer - 1] += grad_in
             d_below[:, t] = dpre @ W_in.T
-            dh_next = dpre @ params["Wh"][layer].T
+            dh_next = np.where(resets[:, t, None] > 0, 0.0, dpre @ params["Wh"][layer].T)
         dh_from_above = d_below
     return out
 
@@ -213,8 +222,10 @@ def score_chunk(params, ids, h0, kind, top):
 # ---- the layer-stack pieces, one twin per kernel (tests/test_kernel_twins.py) ----
 
 
-def layer_step(pre, Wh, h_prev, kind):
-    """h = f(pre + h_prev·Wh) for one layer and one step."""
+def layer_step(pre, Wh, h_prev, kind, reset=None):
+    """h = f(pre + h_prev·Wh) for one layer and one step; rows with reset (B,) set use h_prev = 0."""
+    if reset is not None:
+        h_prev = np.where(reset[:, None] > 0, 0.0, h_prev)
     return activation(pre + h_prev @ Wh, kind)
 
 
@@ -247,15 +258,18 @@ def log_softmax(row):
     return shifted - np.log(np.exp(shifted).sum())
 
 
-def softmax_xent(logits, by, targets):
-    """(summed loss, gradient (N, V)) of time-major rows logits + by against targets (B, T)."""
+def softmax_xent(logits, by, targets, weights=None):
+    """(summed loss, gradient (N, V)) of time-major rows logits + by against targets (B, T), each position
+    weighted by weights (B, T) when given."""
     B, T = targets.shape
     z = logits + by
     flat_targets = targets.T.reshape(-1)  # row t·B + b is scored against targets[b, t]
+    flat_weights = np.ones(B * T) if weights is None else weights.T.reshape(-1)
     log_probs = np.array([log_softmax(row) for row in z])
     grad = np.exp(log_probs)
     grad[np.arange(B * T), flat_targets] -= 1.0
-    return -log_probs[np.arange(B * T), flat_targets].sum(), grad
+    grad *= flat_weights[:, None]
+    return -(flat_weights * log_probs[np.arange(B * T), flat_targets]).sum(), grad
 
 
 def softmax_grad_projection(top, dlogits, Wy):
@@ -290,6 +304,7 @@ TWINS = {
     "heads._softmax_grad_projection": softmax_grad_projection,
     "lm._loss": loss, "lm._loss_and_grads": grads, "lm._loss_sharded": loss, "lm._loss_and_grads_sharded": grads,
     "lm._carve_scratch": "tests/test_kernel_twins.py carve test",
+    "lm._rows": "a slice (tests/test_documents_kernels.py)",
     "optim._global_norm": np.linalg.norm, "optim._clip": "tests/test_kernels.py clipping",
     "optim._adam_step": optimizer_step, "optim._rmsprop_step": optimizer_step,
     "optim._adagrad_step": optimizer_step, "optim._sgd_step": optimizer_step,

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tiny_models import markov_text
 
@@ -63,6 +64,9 @@ def test_readme_python_examples_run(tmp_path, capsys):
     alphabet = "abcdefghilmnorstu ,.ROMEO:\n"
     (tmp_path / "corpus.txt").write_text(markov_text(30_000, alphabet, chain_seed=3), encoding="utf-8")
     (tmp_path / "play.txt").write_text(markov_text(2_000, alphabet, chain_seed=3, sample_seed=1), encoding="utf-8")
+    rng = np.random.default_rng(5)  # names.txt for docs/documents.md: 1,500 short lowercase names
+    names = ["".join(rng.choice(list("aeioulmnrstkz"), rng.integers(3, 8))) for _ in range(1500)]
+    (tmp_path / "names.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
     for index, block in enumerate(PYTHON_BLOCKS):
         where = f"python block {index + 1} (README.md, then docs/*.md)"
         exec(compile(block, where, "exec"), {"__name__": "__readme__"})

@@ -38,6 +38,13 @@ def attribute(
     output: BatchOutputOption = None,
     resume_output: ResumeOutputOption = False,
     task_chars: TaskCharsOption = None,
+    documents: Annotated[
+        bool, typer.Option("--documents", help="A verdict per document (documents models, end symbol included).")
+    ] = False,
+    split: Annotated[
+        str | None,
+        typer.Option(help="With --documents: lines, blank-lines or a separator [default: the first model's]."),
+    ] = None,
 ) -> None:
     """Which model explains a text best: bits/char and posterior (uniform prior) per model. Characters
     outside the vocabulary shared by all models are removed for every model, and reported."""
@@ -60,6 +67,14 @@ def attribute(
                             threads)  # fmt: skip
             return
         body, name = read_source(single_source(sources))
+        if documents or split is not None:  # a verdict per document: cli/documents.py
+            from .documents import attribute_documents
+
+            if by_paragraph:
+                raise OptionError("--by-paragraph and --documents exclude each other")
+            with compute_threads(threads):
+                attribute_documents(body, name, dict(zip(names, models, strict=True)), split, as_json)
+            return
         loaded = {label: load_model(path) for label, path in zip(names, models, strict=True)}
         with compute_threads(threads):
             result = run_attribution(body, loaded, by_paragraph=by_paragraph)

@@ -23,8 +23,12 @@ def read_prime(prime: str | None, prime_file: Path | None) -> str:
 
 
 def sample(
+    ctx: typer.Context,
     model: ModelArgument,
-    length: Annotated[int, typer.Option("-n", "--length", help="New characters per sample (prime not counted).")] = 500,
+    length: Annotated[
+        int, typer.Option("-n", "--length", help="New characters per sample (prime not counted); for a documents "
+                          "model, the number of documents [default: 10].")
+    ] = 500,
     temperature: Annotated[float, typer.Option(help="Softmax temperature (> 0); lower is more conservative.")] = 1.0,
     greedy: Annotated[bool, typer.Option("--greedy", help="Always take the most likely character.")] = False,
     top_k: Annotated[int, typer.Option(help="Sample only among the k most likely characters (0: off).")] = 0,
@@ -41,8 +45,18 @@ def sample(
     unk: UnkOption = "error",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON record per sample (docs/json.md).")] = False,
     threads: ThreadsOption = 1,  # the per-step products are small: a second BLAS thread costs more than it saves
+    max_length: Annotated[
+        int | None, typer.Option(help="Documents model: new characters at most per document [default: twice the "
+                                 "longest training document].", min=1)
+    ] = None,
+    unique: Annotated[bool, typer.Option("--unique", help="Documents model: never the same document twice.")] = False,
+    novel: Annotated[
+        bool, typer.Option("--novel", help="Documents model: only documents in neither the training nor the "
+                           "validation set.")
+    ] = False,
 ) -> None:
-    """Generate text from MODEL, streamed to stdout as it is produced."""
+    """Generate text from MODEL, streamed to stdout as it is produced. A documents model (train --documents)
+    gives -n whole documents, in its corpus's format."""
     from ..errors import CharrnnError, OptionError
     from ..generate import check_sampling_options, compute_threads
     from ..generate import sample as start_sampling
@@ -59,6 +73,19 @@ def sample(
         text_argument(unk, "--unk")
         text = read_prime(prime, prime_file)
         loaded = load_model(model)
+        typed = {name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "") != "DEFAULT"}
+        if loaded.vocab.has_end:  # a documents model: whole documents (cli/documents.py)
+            from .documents import sample_documents
+
+            for option, flag in (("num_samples", "--num-samples"), ("stop", "--stop")):
+                if option in typed:
+                    raise OptionError(f"{flag} does not apply to a documents model (-n is the number of documents)")
+            with compute_threads(threads):
+                sample_documents(model, length if "length" in typed else 10, max_length, temperature, top_k, top_p,
+                                 greedy, text, seed, unique, novel, parse_unk_option(unk), as_json)  # fmt: skip
+            return
+        if max_length is not None or unique or novel:
+            raise OptionError("--max-length, --unique and --novel apply to documents models (train --documents)")
         if seed is None:  # drawn here, below 2^53, so that the seed --json reports survives any JSON reader
             seed = secrets.randbelow(MAX_SEED)
         # one sample printed as it comes is streamed, not kept: memory stays flat for any -n (the others are

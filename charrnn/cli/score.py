@@ -48,9 +48,17 @@ def score(
     output: BatchOutputOption = None,
     resume_output: ResumeOutputOption = False,
     task_chars: TaskCharsOption = None,
+    documents: Annotated[
+        bool, typer.Option("--documents", help="Score each document on its own, end symbol included (the default "
+                           "for a documents model).")
+    ] = False,
+    split: Annotated[
+        str | None, typer.Option(help="With --documents: lines, blank-lines or a separator [default: the model's].")
+    ] = None,
 ) -> None:
     """Log-likelihood of a text under MODEL: nats, bits, bits/char, perplexity. The first character only
-    conditions; characters 2..N are scored from a zero state. With --engine: many documents, one JSON line each."""
+    conditions; characters 2..N are scored from a zero state. With --engine: many documents, one JSON line each.
+    A documents model (train --documents) scores each document from a zero state, its end symbol included."""
     from ..errors import OptionError
     from ..generate import compute_threads
     from ..model import load_model
@@ -73,6 +81,16 @@ def score(
             raise OptionError("give a FILE (or - for stdin) or --text, exactly one")
         text, unk = text_argument(text, "--text"), text_argument(unk, "--unk")
         loaded = load_model(model)
+        if documents or split is not None or loaded.vocab.has_end:  # cli/documents.py
+            from ..score import read_source
+            from .documents import score_documents
+
+            if per_char or per_line or baseline is not None:
+                raise OptionError("--per-char, --per-line and --baseline do not apply to scoring documents")
+            body, name = (text, "--text") if text is not None else read_source(source)
+            with compute_threads(threads):
+                score_documents(model, body, name, split, parse_unk_option(unk), as_json)
+            return
         top = alternatives if per_char else 0
         if top > loaded.config.vocab_size:
             raise OptionError(f"--alternatives must be at most the model's vocabulary size "

@@ -93,6 +93,9 @@ def train(
         output = output if output is not None else resume if resume is not None else Path("model.npz")
         run = resume_options({TrainConfig: given(ctx, options, TrainConfig),
                               DataConfig: given(ctx, options, DataConfig)}, recorded)  # fmt: skip
+        for override in run.overrides:  # documents or not, and how split, is what the model is: never changed
+            if override.startswith(("--documents ", "--val-docs ")):
+                raise OptionError(f"{resume} was trained otherwise: {override}; resume with the same")
         inputs = [*(("corpus", path) for path in corpus), ("--val-file", run.data.val_file), ("--init-from", init_from)]
         refuse_inputs({"-o": output, "the best model": best_path(output), "the metrics log": metrics_path(output)},
                       inputs)  # fmt: skip
@@ -107,12 +110,21 @@ def train(
             _log(f"resuming {resume} with options changed from its record: {', '.join(run.overrides)}")
         preview = SamplePreview(shown.length, shown.temperatures, run.train.seed)
         data_options = run.data
-        start = prepare_run(
-            corpus, {name: architecture.get(name) for name in ARCHITECTURE_OPTIONS}, resume=resume,
-            init_from=init_from, extend=extend_vocab, unk=parse_unk_option(data_options.unk), seed=run.train.seed,
-            val_frac=data_options.val_frac, val_file=data_options.val_file, encoding=data_options.encoding,
-            errors=data_options.errors, progress=show_bars(quiet), cache_dir=cache_dir,
-        )  # fmt: skip
+        corpus_docs = None
+        if data_options.documents is not None:  # documents mode: cli/documents.py, charrnn/documents.py
+            from .documents import documents_start
+
+            run, corpus_docs, start, preview = documents_start(ctx, options, corpus, run, architecture, shown,
+                                                               resume, init_from, cache_dir)  # fmt: skip
+        elif data_options.val_docs is not None:
+            raise OptionError("--val-docs needs --documents")
+        else:
+            start = prepare_run(
+                corpus, {name: architecture.get(name) for name in ARCHITECTURE_OPTIONS}, resume=resume,
+                init_from=init_from, extend=extend_vocab, unk=parse_unk_option(data_options.unk), seed=run.train.seed,
+                val_frac=data_options.val_frac, val_file=data_options.val_file, encoding=data_options.encoding,
+                errors=data_options.errors, progress=show_bars(quiet), cache_dir=cache_dir,
+            )  # fmt: skip
         for note in start.notes:
             _log(note)
         card = run_metadata(corpus, run.data.val_file, command_line(ctx), description, recorded, init_from)
@@ -128,6 +140,7 @@ def train(
                 progress=not quiet, log=_log, should_stop=lambda: bool(interrupted[0]), init_model=start.init_model,
                 stop_evaluation=lambda: bool(interrupted[0]),
                 on_sample=show_samples, train_hash=data.train_hash, metadata={"data_config": asdict(run.data), **card},
+                documents=corpus_docs,
             )  # fmt: skip
         record = train_record(result, run.train.max_rollbacks)
         if as_json:  # also when training diverged or was interrupted: the record says so

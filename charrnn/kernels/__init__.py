@@ -25,6 +25,11 @@ One home per concern, each module readable on its own:
     sampling     the random generator, ranking, the draw, the whole sampling loop
     scoring      log-probabilities of a text, chunked (fast) or one step at a time (the sampler's step)
 
+Documents (independent sequences packed into the rows of a chunk, charrnn/documents.py) use the same
+kernels with two optional (B, T) arrays: `resets` (rnn: where a row starts a document, its previous
+state counts as zero, forward and backward) and `weights` (heads: 0 on padding). Left out (None), numba
+compiles them away, so stream training runs the code it ran before.
+
 Hidden states are stored time-major, (L, T, B, H), so each step's (B, H) slab is contiguous and every
 product is a plain BLAS call. Only the recurrence h_{t-1} -> h_t is sequential; the input rows of upper
 layers, the output projection, the softmax and every weight gradient run over all N positions at once.

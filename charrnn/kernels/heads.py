@@ -36,12 +36,14 @@ def _log_normaliser(values, top):
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _softmax_xent(logits, by, targets, grad_scale):
+def _softmax_xent(logits, by, targets, grad_scale, weights=None):
     """Row-wise softmax cross-entropy of (N, V) logits + by (V,), in place.
 
     targets (B, T) ids; the rows are time-major (row t·B + b is scored against targets[b, t]). Returns
     the summed loss in nats (float64). When grad_scale != 0 the logits are replaced by
     d(loss)/d(logits) * grad_scale, i.e. (p - onehot) * grad_scale; otherwise they are left as scratch.
+    weights (B, T) (optional): each position's loss is weighted by weights[b, t]; a zero weight (padding
+    in a chunk of documents) costs no softmax, adds nothing and leaves a zero gradient row.
     """
     B, T = targets.shape
     V = logits.shape[1]
@@ -49,17 +51,22 @@ def _softmax_xent(logits, by, targets, grad_scale):
     for t in range(T):
         for b in range(B):
             row = logits[t * B + b]
+            w = 1.0 if weights is None else float(weights[b, t])
+            if w == 0.0:
+                if grad_scale != 0.0:
+                    row[:] = 0.0
+                continue
             top = _bias_max(row, by)
             target = targets[b, t]
             # log p(target) = (logit - top) - log(total): no log of a rounded (maybe underflowed) probability
             shifted = float(row[target] - top)
             log_total, total = _log_normaliser(row, top)
-            total_loss += log_total - shifted
+            total_loss += w * (log_total - shifted)
             if grad_scale != 0.0:
-                scale = logits.dtype.type(grad_scale / float(total))
+                scale = logits.dtype.type(grad_scale * w / float(total))
                 for j in range(V):
                     row[j] *= scale
-                row[target] -= grad_scale
+                row[target] -= grad_scale * w
     return total_loss
 
 

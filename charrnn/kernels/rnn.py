@@ -9,6 +9,12 @@ same text fed one character at a time differ only by the rounding of the input p
 
 The input part of layer 1's pre-activation comes precomputed (inputs.py: a row lookup or a dense
 product), so a character model and a real-valued series model share every kernel here.
+
+Documents (independent sequences packed one after another into the rows of a chunk) ride on the same
+kernels through optional `resets` (B, T): where resets[b, t] is set, row b starts a new document at t, so
+its state before t counts as zero — in the forward pass (`_layer_step` drops the recurrent product of
+that row) and in the backward pass (no gradient flows from t into t-1, and h_{t-1} adds nothing to
+dWh). Without `resets` (None, the default) numba compiles the branches away: stream training pays nothing.
 """
 
 from numba import njit
@@ -19,10 +25,15 @@ from .elementwise import _activate_add, _multiply
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _layer_step(pre, Wh, h_prev, h_out, act):
+def _layer_step(pre, Wh, h_prev, h_out, act, reset=None):
     """h_out = f(pre + h_prev·Wh) for one layer and one time step. pre, h_prev, h_out (B, H), Wh (H, H);
-    h_out must not alias h_prev (it receives the product first)."""
+    h_out must not alias h_prev (it receives the product first). reset (B,) (optional): rows where it is
+    set start a document, h_out = f(pre), as if h_prev were zero."""
     _gemm(h_prev, Wh, h_out, False, False, 0.0)
+    if reset is not None:
+        for b in range(reset.size):
+            if reset[b]:
+                h_out[b, :] = 0.0
     _activate_add(pre, h_out, act)
 
 
@@ -37,7 +48,7 @@ def _add_bias(pre, b):
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _forward_layers(pre, Wu, Wh, bh, h0, hs, masks, dropped, act):
+def _forward_layers(pre, Wu, Wh, bh, h0, hs, masks, dropped, act, resets=None):
     """Forward all layers over a chunk; returns the (T·B, H) input of the head.
 
     pre (T, B, H): on entry layer 1's input part (from inputs.py), then scratch. Wu (L-1, H, H);
@@ -46,7 +57,7 @@ def _forward_layers(pre, Wu, Wh, bh, h0, hs, masks, dropped, act):
     non-empty: masks[l-1] on what layer l passes up (to layer l+1, or to the head for l = L); dropped
     (L, T, B, H) receives those masked activations for the backward pass. The input is never dropped: for
     a character model that would hide the one thing each step is about (tried: 0.3 input dropout slowed
-    learning several-fold on tiny Shakespeare).
+    learning several-fold on tiny Shakespeare). resets (B, T) (optional): document starts (module docstring).
     """
     T, B, H = pre.shape
     L = hs.shape[0]
@@ -60,7 +71,11 @@ def _forward_layers(pre, Wu, Wh, bh, h0, hs, masks, dropped, act):
             _gemm(below.reshape((T * B, H)), Wu[layer - 1], pre.reshape((T * B, H)), False, False, 0.0)
         _add_bias(pre, bh[layer])
         for t in range(T):
-            _layer_step(pre[t], Wh[layer], h0[layer] if t == 0 else hs[layer, t - 1], hs[layer, t], act)
+            h_prev = h0[layer] if t == 0 else hs[layer, t - 1]
+            if resets is None:
+                _layer_step(pre[t], Wh[layer], h_prev, hs[layer, t], act)
+            else:
+                _layer_step(pre[t], Wh[layer], h_prev, hs[layer, t], act, resets[:, t])
     if dropout:
         _multiply(hs[L - 1], masks[L - 1], dropped[L - 1])
         return dropped[L - 1].reshape((T * B, H))
@@ -68,13 +83,14 @@ def _forward_layers(pre, Wu, Wh, bh, h0, hs, masks, dropped, act):
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _backward_layers(h0, hs, Wu, Wh, dh_above, dh_next, dpre, masks, dropped, dWu, dWh, dbh, act):
+def _backward_layers(h0, hs, Wu, Wh, dh_above, dh_next, dpre, masks, dropped, dWu, dWh, dbh, act, resets=None):
     """Truncated backpropagation through time over the chunk, top layer down.
 
     dh_above (T, B, H): on entry the loss gradient at the head's input (dropout mask not yet applied);
     used as scratch after. dh_next (B, H) scratch. dpre (T, B, H) receives, on return, the gradient of
     layer 1's pre-activation — what inputs.py turns into the input weights' gradient. Other arrays as in
-    `_forward_layers`; dWu, dWh, dbh are overwritten. The gradient stops at h0.
+    `_forward_layers`; dWu, dWh, dbh are overwritten. The gradient stops at h0, and, with `resets`, at
+    every document start.
     """
     T, B, H = dpre.shape
     L = hs.shape[0]
@@ -98,12 +114,27 @@ def _backward_layers(h0, hs, Wu, Wh, dh_above, dh_next, dpre, masks, dropped, dW
                     flat_dpre[i] = (flat_above[i] + flat_next[i]) * (one - flat_h[i] * flat_h[i])
             if t > 0:
                 _gemm(dpre[t], Wh[layer], dh_next, False, True, 0.0)
+                if resets is not None:  # a document starting at t owes nothing to t-1
+                    for b in range(B):
+                        if resets[b, t]:
+                            dh_next[b, :] = 0.0
         # Weight gradients for all positions at once: h_{t-1} is h0 at t = 0, hs[t-1] after.
         dpre_flat = dpre.reshape((N, H))
-        _gemm(h0[layer], dpre[0], dWh[layer], True, False, 0.0)
-        if T > 1:
-            h_prev = h[: T - 1].reshape(((T - 1) * B, H))
-            _gemm(h_prev, dpre[1:].reshape(((T - 1) * B, H)), dWh[layer], True, False, 1.0)
+        if resets is None:
+            _gemm(h0[layer], dpre[0], dWh[layer], True, False, 0.0)
+            if T > 1:
+                h_prev = h[: T - 1].reshape(((T - 1) * B, H))
+                _gemm(h_prev, dpre[1:].reshape(((T - 1) * B, H)), dWh[layer], True, False, 1.0)
+        else:
+            # h_{t-1} with the rows that start a document zeroed, in dh_above (read up to here, written
+            # next): one product over all positions, as without resets.
+            for t in range(T):
+                for b in range(B):
+                    if resets[b, t]:
+                        dh_above[t, b, :] = 0.0
+                    else:
+                        dh_above[t, b, :] = h0[layer, b] if t == 0 else h[t - 1, b]
+            _gemm(dh_above.reshape((N, H)), dpre_flat, dWh[layer], True, False, 0.0)
         dbh[layer] = 0.0
         for i in range(N):
             for j in range(H):
