@@ -2,6 +2,7 @@
 that pipes. One test (or more) per point."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -147,7 +148,9 @@ def test_shell_completion_completes_commands_and_choices():
     assert complete("charrnn train c.txt --activation ", 4) == ["tanh", "relu"]
     # in a process of its own: in-process, state left by other tests of the suite made Click exit 1 here
     entry_point = str(Path(sys.executable).parent / "charrnn")  # the installed script, named as a user types it
-    script = subprocess.run([entry_point, "--show-completion", "bash"], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "SHELL": "/bin/bash"}  # typer detects the shell from the environment, whatever follows
+    script = subprocess.run([entry_point, "--show-completion", "bash"], capture_output=True, text=True, timeout=120,
+                            env=env)  # fmt: skip
     assert script.returncode == 0 and "_CHARRNN_COMPLETE=complete_bash" in script.stdout, script.stderr
 
 
