@@ -602,6 +602,12 @@ def curves(
         typer.echo(f"wrote {written}", err=True)
 
 
+from . import cli_codec  # noqa: E402  (compress / decompress live in cli_codec.py)
+
+app.command()(cli_codec.compress)
+app.command()(cli_codec.decompress)
+
+
 def main() -> None:
     app()
 

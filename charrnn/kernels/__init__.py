@@ -21,6 +21,8 @@ One home per concern, each module readable on its own:
     optim        gradient norm, clipping, Adam / RMSprop / Adagrad / SGD
     sampling     the random generator, ranking, the draw, the whole sampling loop
     scoring      log-probabilities of a text, chunked (fast) or one step at a time (the sampler's step)
+    strict       strict twins: the same kernels compiled without fastmath, bit-identical on every CPU
+    coding       arithmetic coding: integer frequencies from the strict step, the range coder
 
 Hidden states are stored time-major, (L, T, B, H), so each step's (B, H) slab is contiguous and every
 product is a plain BLAS call. Only the recurrence h_{t-1} -> h_t is sequential; the input rows of upper
@@ -40,7 +42,7 @@ ACT_TANH = 0  # tanh by a rational approximation: vectorises, |error| < 3e-7 (fl
 ACT_RELU = 1
 ACT_TANH_EXACT = 2  # libm tanh: exact to the last bit (float64, gradient checks)
 
-_MODULES = ("blas", "elementwise", "inputs", "rnn", "heads", "lm", "optim", "sampling", "scoring")
+_MODULES = ("blas", "elementwise", "inputs", "rnn", "heads", "lm", "optim", "sampling", "scoring", "strict", "coding")
 
 
 def __getattr__(name: str):

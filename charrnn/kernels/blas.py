@@ -159,6 +159,59 @@ def _small_gemm(a, b, c, trans_b, beta):
             p += 1
 
 
+# The strict tree's product (kernels/strict.py): a fixed order for every shape and never BLAS, whose
+# kernel and summation order depend on the CPU. Compiled without fastmath (the strict twin rebinds
+# `_small_gemm` to its strict twin too). Rows of a·b go through `_small_gemm`; the transposed products,
+# used only by the adaptive coder's gradient, avoid serial reduction chains (a strict sum cannot be
+# vectorised, so one chain per dot product runs at the adder's latency): aᵀ·b as rank-1 updates, a·bᵀ
+# with eight interleaved partial sums added in a fixed tree.
+@njit(cache=True, error_model="numpy")
+def _fixed_gemm(a, b, c, trans_a, trans_b, beta):
+    """c = op(a)·op(b) + beta·c for C-contiguous 2-D arrays in a fixed order (op transposes when trans_*)."""
+    m, n = c.shape
+    zero = c.dtype.type(0.0)
+    if trans_a:  # c[i] += a[p, i]·op(b)[p] for p = 0, 1, ...: each element summed in order of p
+        k = a.shape[0]
+        for i in range(m):
+            for j in range(n):
+                c[i, j] = beta * c[i, j] if beta != 0.0 else zero
+        for p in range(k):
+            for i in range(m):
+                x = a[p, i]
+                row = c[i]
+                if trans_b:
+                    for j in range(n):
+                        row[j] += x * b[j, p]
+                else:
+                    weights = b[p]
+                    for j in range(n):
+                        row[j] += x * weights[j]
+        return
+    if not trans_b:
+        _small_gemm(a, b, c, False, beta)
+        return
+    k = a.shape[1]
+    blocks = k - k % 8
+    for i in range(m):
+        x = a[i]
+        for j in range(n):
+            y = b[j]
+            s0, s1, s2, s3, s4, s5, s6, s7 = zero, zero, zero, zero, zero, zero, zero, zero
+            for p in range(0, blocks, 8):
+                s0 += x[p] * y[p]
+                s1 += x[p + 1] * y[p + 1]
+                s2 += x[p + 2] * y[p + 2]
+                s3 += x[p + 3] * y[p + 3]
+                s4 += x[p + 4] * y[p + 4]
+                s5 += x[p + 5] * y[p + 5]
+                s6 += x[p + 6] * y[p + 6]
+                s7 += x[p + 7] * y[p + 7]
+            for p in range(blocks, k):
+                s0 += x[p] * y[p]
+            total = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+            c[i, j] = total + (beta * c[i, j] if beta != 0.0 else zero)
+
+
 # ---- threads and shards ----
 #
 # The B streams of a chunk are independent until the weight gradients are summed, so each shard (a

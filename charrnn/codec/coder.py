@@ -1,0 +1,111 @@
+"""The coder's typed wrappers: feed codes through `kernels.coding._encode_block` / `_decode_block` a block
+at a time, carrying the model's state, the escape statistics and the range coder between blocks (so a long
+text needs no more memory than one block's output, and progress can be reported).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .. import kernels
+from ..errors import CharrnnError
+from ..kernels import coding
+from ..model import Model
+
+BLOCK = 1 << 16  # characters per kernel call
+# A character renormalises at most 3 times per coded symbol (every total is <= 2^24, so a symbol leaves
+# range >= 2^48 / 2^24), and codes at most 3 symbols (escape, the table of seen characters, a code point).
+MAX_BYTES_PER_CHAR = 9
+READ_PAST_END = coding.CODER_BYTES - 1  # how far a decoder reads past the bytes an encoder wrote (exactly)
+
+Progress = Callable[[int], None]  # called with the number of characters just coded
+
+
+class Damaged(CharrnnError):
+    """The coded data is damaged; the message continues "<file> ..." ("is truncated: ...")."""
+
+
+class _State:
+    """Everything both directions carry from character to character, freshly zeroed."""
+
+    def __init__(self, model: Model) -> None:
+        c = model.config
+        if c.vocab_size > coding.MAX_VOCAB:
+            raise CharrnnError(f"the codec handles vocabularies of up to {coding.MAX_VOCAB:,} characters; "
+                               f"this model has {c.vocab_size:,}")  # fmt: skip
+        L, H, V, dtype = c.num_layers, c.hidden_size, c.vocab_size, model.dtype
+        p = model.params
+        self.weights = (p["Wx"], p["Wu"], p["Wh"], p["bh"], p["Wy"], p["by"])
+        # the rational tanh for every tanh model: float64 models use libm's tanh elsewhere, which differs
+        # between C libraries (strict.py)
+        self.act = kernels.ACT_RELU if c.activation == "relu" else kernels.ACT_TANH
+        self.h = np.zeros((L, 1, H), dtype)
+        self.counters = np.zeros(3, np.int64)
+        self.oov = np.zeros(coding.OOV_SLOTS, np.int64)
+        self.oov_counts = np.zeros(coding.OOV_SLOTS, np.int64)
+        self.scratch = (np.empty((1, V), dtype), np.empty(V + 1, np.int64), np.empty((1, 1, H), dtype),
+                        np.empty((1, H), dtype), np.zeros((1, 1), np.int64))  # fmt: skip
+
+    @property
+    def escapes(self) -> int:
+        return int(self.counters[1])
+
+
+def encode(model: Model, codes: np.ndarray, progress: Progress | None = None) -> tuple[bytes, int]:
+    """(the range coder's bytes for codes (N,) int64, how many of them escaped the vocabulary)."""
+    state = _State(model)
+    rc = np.array(coding.ENCODER_START, np.int64)
+    pieces = []
+    for start in range(0, codes.size, BLOCK):
+        block = np.ascontiguousarray(codes[start : start + BLOCK], dtype=np.int64)
+        out = np.empty(MAX_BYTES_PER_CHAR * block.size + 16 + int(rc[3]), np.uint8)  # + the pending bytes
+        coding._encode_block(block, *state.weights, state.h, state.act, state.counters, state.oov, state.oov_counts,
+                             rc, out, *state.scratch)  # fmt: skip
+        pieces.append(_take(out, rc))
+        if progress:
+            progress(block.size)
+    if codes.size:
+        out = np.empty(16 + int(rc[3]), np.uint8)
+        coding._flush(rc, out)
+        pieces.append(_take(out, rc))
+    return b"".join(pieces), state.escapes
+
+
+def _take(out: np.ndarray, rc: np.ndarray) -> bytes:
+    """The bytes written into out since the last call (rc[4] counts them), and rewind for the next block."""
+    written = max(int(rc[4]), 0)
+    rc[4] = min(int(rc[4]), 0)
+    return out[:written].tobytes()
+
+
+def decode(model: Model, payload: bytes, count: int, progress: Progress | None = None) -> np.ndarray:
+    """The `count` codes encoded in payload; CharrnnError if the payload is damaged, truncated or has
+    bytes after the coded data."""
+    state = _State(model)
+    codes = np.empty(count, np.int64)
+    if count == 0:
+        if payload:
+            raise Damaged(f"is corrupt: {len(payload)} byte(s) of data after an empty text")
+        return codes
+    data = np.frombuffer(payload, np.uint8)
+    rd = np.zeros(4, np.int64)
+    coding._start_decoder(data, rd)
+    for start in range(0, count, BLOCK):
+        block = codes[start : start + BLOCK]
+        done = coding._decode_block(data, block, *state.weights, state.h, state.act, state.counters, state.oov,
+                                    state.oov_counts, rd, *state.scratch)  # fmt: skip
+        if rd[3] or done < block.size:
+            raise Damaged(_damage(int(rd[2]), len(payload), "the coded data is damaged"))
+        if progress:
+            progress(block.size)
+    if int(rd[2]) != len(payload) + READ_PAST_END:
+        raise Damaged(_damage(int(rd[2]), len(payload), "the coded data does not end where the text does"))
+    return codes
+
+
+def _damage(read: int, size: int, what: str) -> str:
+    if read > size + READ_PAST_END:
+        return f"is truncated: {what} ({read - size - READ_PAST_END:,} byte(s) missing)"
+    return f"is corrupt: {what}"
