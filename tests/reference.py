@@ -208,3 +208,37 @@ def score_chunk(params, ids, h0, kind, top):
     picked = log_probs[np.arange(len(ids) - 1), np.asarray(ids)[1:]]
     top_ids = np.array([rank(row)[:top] for row in logits], dtype=np.int64).reshape(len(ids) - 1, top)
     return picked, top_ids, np.take_along_axis(log_probs, top_ids, axis=1)
+
+
+# ---- coding ----
+
+CODING_TOTAL = 1 << 24
+
+
+def frequencies(params, h_top, escape, total=CODING_TOTAL):
+    """The coder's integer frequencies (V+1,) at the top layer's state h_top (H,): the vocabulary's
+    1 + floor(p·(total - escape - V)), the floors' remainder to the most likely character, then `escape`."""
+    logits = h_top @ params["Wy"] + params["by"]
+    weights = np.exp(logits - logits.max())
+    budget = total - escape
+    freq = 1 + np.floor(weights * ((budget - len(weights)) / weights.sum())).astype(np.int64)
+    freq[np.argmax(freq)] += budget - freq.sum()
+    return np.append(freq, escape)
+
+
+def range_encode(symbols):
+    """The range coder in unbounded integers, no carry handling needed: symbols are (cum, freq, total).
+    The interval [low, low + width) narrows to [low + r·cum, + r·freq) with r = width // total (the
+    table's last symbol takes the whole rest), widened by bytes to keep width >= 2^48; the stream is the
+    multiple of 2^48 inside the final interval, in bytes, without its leading zero byte and trailing zeros."""
+    low, width, shifts = 0, 2**56 - 1, 0
+    for cum, freq, total in symbols:
+        r = width // total
+        low += r * cum
+        width = r * freq if cum + freq < total else width - r * cum
+        while width < 2**48:
+            low, width, shifts = low << 8, width << 8, shifts + 1
+    if not symbols:
+        return b""
+    point = -(-low // 2**48) * 2**48
+    return point.to_bytes(7 + shifts, "big")[: shifts + 1]

@@ -171,8 +171,9 @@ def _decode_target(rd, total):
 
 @njit(**STRICT_OPTIONS)
 def _decode_update(rd, data, r, cum, freq, total):
-    """The decoder's side of `_encode` for the symbol [cum, cum + freq); flags a corrupt stream (the code
-    left the interval, which a stream written by `_encode` never does)."""
+    """The decoder's side of `_encode` for the symbol [cum, cum + freq). Any bytes decode to some symbols
+    (damage shows in the file's checksum); a code outside the interval, which no encoder writes, is
+    flagged and reset, so the arithmetic never leaves int64."""
     rd[0] -= r * cum
     if cum + freq < total:
         rd[1] = r * freq
