@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tiny_models import markov_text, random_model, train_tiny
 
-from charrnn.codec import compress, decompress, fingerprint, read_header
+from charrnn.codec import Adaptation, compress, decompress, fingerprint, read_header
 from charrnn.codec.coder import BLOCK
 from charrnn.errors import CharrnnError
 from charrnn.score import score_text
@@ -131,6 +131,36 @@ def test_benchmark_files_round_trip(tmp_path):
         blob, stats = compress(model, data)
         assert decompress(model, blob)[0] == data, name
         assert stats.bits_per_byte < 8
+
+
+# ---- adaptive coding ----
+
+
+def test_adaptive_coding_learns_and_round_trips(trained):
+    """A text from another Markov chain than the model's: the adaptive coder learns it as it goes."""
+    text = markov_text(8000, ALPHABET, chain_seed=8, sample_seed=1)
+    before = trained.flat.copy()
+    static, _ = compress(trained, text.encode())
+    blob, _ = compress(trained, text.encode(), adapt=Adaptation(0.1, 16))
+    assert len(blob) < 0.9 * len(static), (len(blob), len(static))
+    assert read_header(blob).adapt == Adaptation(0.1, 16)
+    assert decompress(trained, blob)[0] == text.encode()
+    assert np.array_equal(trained.flat, before)  # the caller's model is not the one that learns
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(alphabet=st.sampled_from(ALPHABET) | st.characters(exclude_categories=("Cs",)), max_size=200),
+       st.integers(1, 9), st.sampled_from([0.01, 0.3, 3.0]))  # fmt: skip
+def test_adaptive_round_trips(text, window, lr):
+    model = random_model(ALPHABET, hidden=8, layers=2, dtype="float32", seed=6)
+    blob, _ = compress(model, text.encode(), adapt=Adaptation(lr, window))
+    assert decompress(model, blob)[0] == text.encode()
+
+
+@pytest.mark.parametrize(("lr", "window"), [(0.0, 32), (-1.0, 32), (float("nan"), 32), (0.1, 0), (0.1, 10**6)])
+def test_bad_adaptation_settings(lr, window):
+    with pytest.raises(CharrnnError, match="adaptive"):
+        Adaptation(lr, window)
 
 
 # ---- damage and the wrong model ----

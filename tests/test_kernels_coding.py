@@ -219,14 +219,14 @@ INSPECT = textwrap.dedent(
     rc = np.array(coding.ENCODER_START, np.int64)
     out = np.zeros(64, np.uint8)
     coding._encode_block(np.array([0, 1, -100]), *state.weights, state.h, state.act, state.counters, state.oov,
-                         state.oov_counts, rc, out, *state.scratch)
+                         state.oov_counts, rc, out, *state.scratch, *state.adapt)
     coding._flush(rc, out)
     data = out[: rc[4]].copy()
     state = coder._State(model)
     rd = np.zeros(4, np.int64)
     coding._start_decoder(data, rd)
     coding._decode_block(data, np.zeros(3, np.int64), *state.weights, state.h, state.act, state.counters, state.oov,
-                         state.oov_counts, rd, *state.scratch)
+                         state.oov_counts, rd, *state.scratch, *state.adapt)
     for kernel in (coding._encode_block, coding._decode_block):
         ir = "".join(kernel.inspect_llvm().values())
         asm = "".join(kernel.inspect_asm().values())

@@ -61,7 +61,7 @@ def compress(model: Model, data: bytes, adapt: Adaptation | None = None,
     body, crlf = text.decode_input(data, model.vocab)
     codes = text.to_codes(text.code_points(body), model.vocab)
     header = Header(crlf, fileformat.fingerprint(model), int(codes.size), len(data), fileformat.checksum(data), adapt)
-    payload, escaped = coder.encode(model, codes, progress)
+    payload, escaped = coder.encode(model, codes, adapt, progress)
     packed = header.pack()
     blob = packed + payload
     return blob, CodingStats(len(data), len(blob), len(packed), int(codes.size), escaped, time.thread_time() - start)
@@ -82,10 +82,8 @@ def decompress(model: Model, blob: bytes, name: str = "input", progress: Progres
     if header.model != fileformat.fingerprint(model):
         raise CharrnnError(f"{name} was compressed with another model (fingerprint {header.model.hex()}; "
                            f"{model_name} has {fileformat.fingerprint(model).hex()})")  # fmt: skip
-    if header.adapt is not None:
-        raise CharrnnError(f"{name} was compressed with --adapt, which this charrnn cannot decode")
     try:
-        codes = coder.decode(model, blob[offset:], header.characters, progress)
+        codes = coder.decode(model, blob[offset:], header.characters, header.adapt, progress)
         out = text.encode_output(text.to_text(text.from_codes(codes, model.vocab)), header.crlf)
     except Damaged as error:
         raise CharrnnError(f"{name} {error}") from None

@@ -34,6 +34,7 @@ FORMAT_VERSION = 1
 FLAG_CRLF = 1
 FLAG_ADAPT = 2
 DIGEST_BYTES = 8
+MAX_WINDOW = 4096
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ class Adaptation:
 
     lr: float
     window: int
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.lr < 10.0:
+            raise CharrnnError(f"the adaptive learning rate must be in (0, 10), got {self.lr}")
+        if not 1 <= self.window <= MAX_WINDOW:
+            raise CharrnnError(f"the adaptive window must be 1..{MAX_WINDOW} characters, got {self.window}")
 
 
 @dataclass(frozen=True)

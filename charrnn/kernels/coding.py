@@ -28,7 +28,7 @@ end), so the payload is the information content plus one or two bytes.
 import numpy as np
 from numba import njit
 
-from . import blas, elementwise, heads, inputs, rnn
+from . import blas, elementwise, heads, inputs, lm, optim, rnn
 from .strict import STRICT_OPTIONS, strict
 
 _lookup = strict(inputs._lookup)
@@ -36,6 +36,9 @@ _stack_step = strict(rnn._stack_step)
 _product = strict(blas._fixed_gemm)
 _bias_max = strict(heads._bias_max)
 _exp_sum = strict(elementwise._exp_sum)
+_loss_and_grads = strict(lm._loss_and_grads)  # adaptive coding: training's own forward and BPTT
+_global_norm = strict(optim._global_norm)
+_clip = strict(optim._clip)
 
 TOTAL_BITS = 24
 TOTAL = 1 << TOTAL_BITS  # the model's frequencies (vocabulary + escape) add up to this
@@ -45,13 +48,15 @@ OOV_SLOTS = 256  # distinct out-of-vocabulary characters remembered (the rest ar
 OOV_TOTAL_LIMIT = 1 << 16  # halve their counts beyond this
 CODE_POINTS = 0x110000
 CODER_BYTES = 7  # the 56-bit window
+ADAPT_CLIP = 1.0  # adaptive coding: the global norm each update's gradient is clipped to
 _TOP = 1 << 56
 _BOTTOM = 1 << 48
 _LOW48 = _BOTTOM - 1
 _FF_BOUND = 0xFF << 48
 ENCODER_START = (0, _TOP - 1, 0, 1, -1)
 
-# counters (3,) int64: [symbols coded, escapes, distinct out-of-vocabulary characters remembered]
+# counters (4,) int64: [symbols coded, escapes, distinct out-of-vocabulary characters remembered,
+#                       vocabulary characters read by the model]
 # encoder rc (5,) int64: [low, range, cached byte, pending bytes (cached + 0xFF run), bytes written]
 #   starts as START = [0, 2^56 - 1, 0, 1, -1]: LZMA's virtual leading zero byte, counted but not written
 # decoder rd (4,) int64: [code - low, range, bytes read (past the end: zeros), corrupt flag]
@@ -99,6 +104,39 @@ def _advance(char, Wx, Wu, Wh, bh, h, pre, tmp, one_id, act):
     one_id[0, 0] = char
     _lookup(one_id, Wx, pre)
     _stack_step(pre[0], Wu, Wh, bh, h, tmp, act)
+
+
+@njit(**STRICT_OPTIONS)
+def _learn(char, Wx, Wu, Wh, bh, Wy, by, h, act, counters, window, lr, learner):
+    """Adaptive coding (window > 0), called before the model reads vocabulary id `char`: the ids go into a
+    history, and once window + 1 of them are there (x = the first window, y = the last window), one step of
+    SGD on their mean cross-entropy from the state the window started in (truncated BPTT, training's own
+    strict `_loss_and_grads`), the gradient clipped to ADAPT_CLIP in global norm; a non-finite gradient is
+    skipped. The weights (Wx.. are views of learner's flat vector) change in place, on both sides alike.
+
+    learner: (flat (P,), grad (P,), its views gWx gWu gWh gbh gWy gby, scratch hs (L, W, 1, H), pre (W, 1, H),
+    logits (W, V), dh_above (W, 1, H), dh_next (1, H), no_masks (0, 1, 1, 1), history (W+1,) int64,
+    h_window (L, 1, H))."""
+    flat, grad, gWx, gWu, gWh, gbh, gWy, gby, hs, pre, logits, dh_above, dh_next, no_masks, history, h_window = learner
+    seen = counters[3]
+    counters[3] = seen + 1
+    if window == 0:
+        return
+    slot = seen % window
+    if slot == 0 and seen > 0:
+        history[window] = char
+        x, y = history[:window].reshape((1, window)), history[1:].reshape((1, window))
+        _loss_and_grads(x, y, Wx, Wu, Wh, bh, Wy, by, h_window, hs, pre, logits, dh_above, dh_next, no_masks,
+                        no_masks, gWx, gWu, gWh, gbh, gWy, gby, act, 1.0 / window)  # fmt: skip
+        norm = _global_norm(grad)
+        if norm < np.inf:
+            _clip(grad, ADAPT_CLIP, 0.0, norm)
+            step = flat.dtype.type(lr)
+            for i in range(flat.size):
+                flat[i] -= step * grad[i]
+    if slot == 0:
+        h_window[:] = h
+    history[slot] = char
 
 
 # ---- the range coder ----
@@ -254,12 +292,12 @@ def _decode_oov(data, oov, oov_counts, counters, rd):
 
 @njit(**STRICT_OPTIONS)
 def _encode_block(codes, Wx, Wu, Wh, bh, Wy, by, h, act, counters, oov, oov_counts, rc, out, logits, freq, pre,
-                  tmp, one_id):  # fmt: skip
+                  tmp, one_id, window, lr, learner):  # fmt: skip
     """Encode codes (N,) int64 — a vocabulary id, or -1 - code point for a character outside it — into
     out (uint8, from rc[4]; room for 9 bytes a character + rc[3] pending + 16), carrying every state
-    between blocks: h (L, 1, H) the model's, counters (3,), oov (OOV_SLOTS,) and oov_counts (OOV_SLOTS,) int64, rc (5,).
+    between blocks: h (L, 1, H) the model's, counters (4,), oov (OOV_SLOTS,) and oov_counts (OOV_SLOTS,) int64, rc (5,).
     act the activation code (never ACT_TANH_EXACT: libm). Scratch: logits (1, V), freq (V+1,) int64,
-    pre (1, 1, H), tmp (1, H), one_id (1, 1) int64."""
+    pre (1, 1, H), tmp (1, H), one_id (1, 1) int64. window (0: off), lr, learner: adaptive coding (`_learn`)."""
     L = h.shape[0]
     for t in range(codes.size):
         escape = _escape_frequency(counters)
@@ -270,6 +308,7 @@ def _encode_block(codes, Wx, Wu, Wh, bh, Wy, by, h, act, counters, oov, oov_coun
             for v in range(char):
                 cum += freq[v]
             _encode(rc, out, cum, freq[char], TOTAL)
+            _learn(char, Wx, Wu, Wh, bh, Wy, by, h, act, counters, window, lr, learner)
             _advance(char, Wx, Wu, Wh, bh, h, pre, tmp, one_id, act)
         else:
             _encode(rc, out, TOTAL - escape, escape, TOTAL)
@@ -280,7 +319,7 @@ def _encode_block(codes, Wx, Wu, Wh, bh, Wy, by, h, act, counters, oov, oov_coun
 
 @njit(**STRICT_OPTIONS)
 def _decode_block(data, codes, Wx, Wu, Wh, bh, Wy, by, h, act, counters, oov, oov_counts, rd, logits, freq, pre,
-                  tmp, one_id):  # fmt: skip
+                  tmp, one_id, window, lr, learner):  # fmt: skip
     """Decode codes (N,) (as `_encode_block` takes them) from data (uint8) at rd, carrying the same
     states. Returns how many were decoded: N, or fewer when the stream turned out corrupt (rd[3])."""
     L = h.shape[0]
@@ -296,6 +335,7 @@ def _decode_block(data, codes, Wx, Wu, Wh, bh, Wy, by, h, act, counters, oov, oo
         _decode_update(rd, data, r, cum, freq[char], TOTAL)
         if char < V:
             codes[t] = char
+            _learn(char, Wx, Wu, Wh, bh, Wy, by, h, act, counters, window, lr, learner)
             _advance(char, Wx, Wu, Wh, bh, h, pre, tmp, one_id, act)
         else:
             counters[1] += 1
