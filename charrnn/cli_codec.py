@@ -26,6 +26,13 @@ def compress(
     output: Annotated[
         str | None, typer.Option("-o", "--output", help="Compressed file [default: FILE.crz; stdout for -].")
     ] = None,
+    adapt: Annotated[
+        bool, typer.Option("--adapt", help="Keep training the model on the text as it is coded (slower, smaller).")
+    ] = False,
+    adapt_lr: Annotated[float, typer.Option("--adapt-lr", help="Learning rate of --adapt (SGD).")] = 0.02,
+    adapt_window: Annotated[
+        int, typer.Option("--adapt-window", help="Characters per --adapt update (its BPTT length).")
+    ] = 32,
     force: ForceOption = False,
     quiet: QuietOption = False,
     as_json: JsonSummary = False,
@@ -33,18 +40,19 @@ def compress(
     """Compress a file with MODEL: arithmetic coding of every character with the model's prediction.
     Any bytes round-trip; decompressing needs the very same model file."""
     from .cli import user_errors
+    from .codec import Adaptation, files
     from .codec import compress as run
-    from .codec import files
     from .model import load_model
 
     with user_errors():
+        adaptation = Adaptation(adapt_lr, adapt_window) if adapt else None
         target = files.output_name(source, output, compressing=True)
         files.check_output(target, [source, str(model)], force, binary=True)
         _check_json(as_json, target)
         loaded = load_model(model)
         data = files.read_input(source)
         with _progress(len(data), quiet) as tick:
-            blob, stats = run(loaded, data, progress=tick)
+            blob, stats = run(loaded, data, adapt=adaptation, progress=tick)
         files.write_output(target, blob)
         _report(stats, source, target, as_json, quiet, "compressed")
 

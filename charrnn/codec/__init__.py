@@ -10,7 +10,7 @@ charrnn/kernels/coding.py for how; fileformat.py for the file).
 """
 
 from .api import CodingStats, compress, decompress, read_header
-from .fileformat import FORMAT_VERSION, Adaptation, Header, fingerprint
+from .fileformat import DEFAULT_ADAPTATION, FORMAT_VERSION, Adaptation, Header, fingerprint
 
 __all__ = [
     "compress",
@@ -21,4 +21,5 @@ __all__ = [
     "Header",
     "Adaptation",
     "FORMAT_VERSION",
+    "DEFAULT_ADAPTATION",
 ]

@@ -52,6 +52,9 @@ class Adaptation:
             raise CharrnnError(f"the adaptive window must be 1..{MAX_WINDOW} characters, got {self.window}")
 
 
+DEFAULT_ADAPTATION = (0.02, 32)  # (lr, window): SGD's sweet spot on the benchmark's texts (benchmarks/compression.py)
+
+
 @dataclass(frozen=True)
 class Header:
     crlf: bool

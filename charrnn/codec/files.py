@@ -51,7 +51,7 @@ def check_output(output: str, inputs: list[str], force: bool, binary: bool) -> N
     """Refuse an output that is one of `inputs` (the text or compressed file, and the model), an
     existing file without `force`, or (binary data) a terminal."""
     if output == STREAM:
-        if binary and sys.stdout.isatty():
+        if binary and stdout_is_terminal():
             raise CharrnnError("compressed data is not written to a terminal: use -o FILE or redirect standard output")
         return
     target = Path(output)
@@ -62,6 +62,10 @@ def check_output(output: str, inputs: list[str], force: bool, binary: bool) -> N
         raise CharrnnError(f"the output {output} is a directory")
     if target.exists() and not force:
         raise CharrnnError(f"{output} already exists (use --force to replace it)")
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
 
 
 def write_output(output: str, data: bytes) -> None:
