@@ -59,12 +59,14 @@ def compress(model: Model, data: bytes, adapt: Adaptation | None = None,
     _check_subnormals()
     start = time.thread_time()
     body, crlf = text.decode_input(data, model.vocab)
-    codes = text.to_codes(text.code_points(body), model.vocab)
-    header = Header(crlf, fileformat.fingerprint(model), int(codes.size), len(data), fileformat.checksum(data), adapt)
-    payload, escaped = coder.encode(model, codes, adapt, progress)
+    points = text.code_points(body)
+    alphabet = text.Alphabet(model.vocab)
+    blocks = (alphabet.codes(points[i : i + coder.BLOCK]) for i in range(0, points.size, coder.BLOCK))
+    header = Header(crlf, fileformat.fingerprint(model), int(points.size), len(data), fileformat.checksum(data), adapt)
+    payload, escaped = coder.encode(model, blocks, adapt, progress)
     packed = header.pack()
     blob = packed + payload
-    return blob, CodingStats(len(data), len(blob), len(packed), int(codes.size), escaped, time.thread_time() - start)
+    return blob, CodingStats(len(data), len(blob), len(packed), int(points.size), escaped, time.thread_time() - start)
 
 
 def read_header(blob: bytes, name: str = "input") -> Header:
@@ -82,17 +84,22 @@ def decompress(model: Model, blob: bytes, name: str = "input", progress: Progres
     if header.model != fileformat.fingerprint(model):
         raise CharrnnError(f"{name} was compressed with another model (fingerprint {header.model.hex()}; "
                            f"{model_name} has {fileformat.fingerprint(model).hex()})")  # fmt: skip
+    alphabet = text.Alphabet(model.vocab)
+    points = np.empty(header.characters, np.uint32)
+    done = escaped = 0
     try:
-        codes = coder.decode(model, blob[offset:], header.characters, header.adapt, progress)
-        out = text.encode_output(text.to_text(text.from_codes(codes, model.vocab)), header.crlf)
+        for codes in coder.decode(model, blob[offset:], header.characters, header.adapt, progress):
+            points[done : done + codes.size] = alphabet.points(codes)
+            done += codes.size
+            escaped += int(np.count_nonzero(codes < 0))
+        out = text.encode_output(text.to_text(points), header.crlf)
     except Damaged as error:
         raise CharrnnError(f"{name} {error}") from None
     except UnicodeEncodeError:
         raise CharrnnError(f"{name} is corrupt: it decodes to a character that is not valid UTF-8") from None
     if len(out) != header.size or fileformat.checksum(out) != header.checksum:
         raise CharrnnError(f"{name} is corrupt: the decompressed text fails its length or SHA-256 check")
-    stats = CodingStats(len(out), len(blob), offset, header.characters, int(np.count_nonzero(codes < 0)),
-                        time.thread_time() - start)  # fmt: skip
+    stats = CodingStats(len(out), len(blob), offset, header.characters, escaped, time.thread_time() - start)
     return out, stats
 
 

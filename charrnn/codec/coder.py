@@ -5,7 +5,7 @@ text needs no more memory than one block's output, and progress can be reported)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -65,21 +65,24 @@ class _State:
         return int(self.counters[1])
 
 
-def encode(model: Model, codes: np.ndarray, adapt: Adaptation | None = None,
+def encode(model: Model, blocks: Iterable[np.ndarray], adapt: Adaptation | None = None,
            progress: Progress | None = None) -> tuple[bytes, int]:  # fmt: skip
-    """(the range coder's bytes for codes (N,) int64, how many of them escaped the vocabulary)."""
+    """(the range coder's bytes for the codes, given as blocks of (n,) int64, how many of them escaped the
+    vocabulary)."""
     state = _State(model, adapt)
     rc = np.array(coding.ENCODER_START, np.int64)
     pieces = []
-    for start in range(0, codes.size, BLOCK):
-        block = np.ascontiguousarray(codes[start : start + BLOCK], dtype=np.int64)
+    coded = 0
+    for codes in blocks:
+        block = np.ascontiguousarray(codes, dtype=np.int64)
         out = np.empty(MAX_BYTES_PER_CHAR * block.size + 16 + int(rc[3]), np.uint8)  # + the pending bytes
         coding._encode_block(block, *state.weights, state.h, state.act, state.counters, state.oov, state.oov_counts,
                              rc, out, *state.scratch, *state.adapt)  # fmt: skip
         pieces.append(_take(out, rc))
+        coded += block.size
         if progress:
             progress(block.size)
-    if codes.size:
+    if coded:
         out = np.empty(16 + int(rc[3]), np.uint8)
         coding._flush(rc, out)
         pieces.append(_take(out, rc))
@@ -94,29 +97,28 @@ def _take(out: np.ndarray, rc: np.ndarray) -> bytes:
 
 
 def decode(model: Model, payload: bytes, count: int, adapt: Adaptation | None = None,
-           progress: Progress | None = None) -> np.ndarray:  # fmt: skip
-    """The `count` codes encoded in payload; Damaged if the payload is damaged, truncated or has bytes
-    after the coded data."""
+           progress: Progress | None = None) -> Iterator[np.ndarray]:  # fmt: skip
+    """The `count` codes encoded in payload, as blocks of at most BLOCK; Damaged (raised by the iteration)
+    if the payload is damaged, truncated or has bytes after the coded data."""
     state = _State(model, adapt)
-    codes = np.empty(count, np.int64)
     if count == 0:
         if payload:
             raise Damaged(f"is corrupt: {len(payload)} byte(s) of data after an empty text")
-        return codes
+        return
     data = np.frombuffer(payload, np.uint8)
     rd = np.zeros(4, np.int64)
     coding._start_decoder(data, rd)
     for start in range(0, count, BLOCK):
-        block = codes[start : start + BLOCK]
+        block = np.empty(min(BLOCK, count - start), np.int64)
         done = coding._decode_block(data, block, *state.weights, state.h, state.act, state.counters, state.oov,
                                     state.oov_counts, rd, *state.scratch, *state.adapt)  # fmt: skip
         if rd[3] or done < block.size:
             raise Damaged(_damage(int(rd[2]), len(payload), "the coded data is damaged"))
         if progress:
             progress(block.size)
-    if int(rd[2]) != len(payload) + READ_PAST_END:
-        raise Damaged(_damage(int(rd[2]), len(payload), "the coded data does not end where the text does"))
-    return codes
+        if start + block.size == count and int(rd[2]) != len(payload) + READ_PAST_END:
+            raise Damaged(_damage(int(rd[2]), len(payload), "the coded data does not end where the text does"))
+        yield block
 
 
 def _damage(read: int, size: int, what: str) -> str:

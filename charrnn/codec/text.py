@@ -37,26 +37,29 @@ def code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-def to_codes(points: np.ndarray, vocab: Vocab) -> np.ndarray:
-    """Code points (N,) -> codes (N,) int64 (module docstring)."""
-    chars = vocab.codepoints()
-    table = np.full(int(chars.max()) + 1, -1, dtype=np.int64)
-    table[chars] = np.arange(chars.size)
-    points = points.astype(np.int64)
-    ids = np.full(points.shape, -1, dtype=np.int64)
-    known = points < table.size
-    ids[known] = table[points[known]]
-    return np.where(ids >= 0, ids, -1 - points)
+class Alphabet:
+    """Code points <-> codes (module docstring) for one vocabulary."""
 
+    def __init__(self, vocab: Vocab) -> None:
+        self.chars = vocab.codepoints().astype(np.int64)
+        self.table = np.full(int(self.chars.max()) + 1, -1, dtype=np.int64)
+        self.table[self.chars] = np.arange(self.chars.size)
 
-def from_codes(codes: np.ndarray, vocab: Vocab) -> np.ndarray:
-    """Codes (N,) -> code points (N,) uint32; CharrnnError if one is not a code point (a corrupt stream)."""
-    chars = vocab.codepoints().astype(np.int64)
-    inside = codes >= 0
-    points = np.where(inside, chars[np.where(inside, codes, 0)], -1 - codes)
-    if points.size and (points.min() < 0 or points.max() > 0x10FFFF):
-        raise Damaged("is corrupt: it decodes to a value that is not a Unicode code point")
-    return points.astype(np.uint32)
+    def codes(self, points: np.ndarray) -> np.ndarray:
+        """Code points (N,) -> codes (N,) int64."""
+        points = points.astype(np.int64)
+        ids = np.full(points.shape, -1, dtype=np.int64)
+        known = points < self.table.size
+        ids[known] = self.table[points[known]]
+        return np.where(ids >= 0, ids, -1 - points)
+
+    def points(self, codes: np.ndarray) -> np.ndarray:
+        """Codes (N,) -> code points (N,) uint32; Damaged if one is not a code point (a corrupt stream)."""
+        inside = codes >= 0
+        points = np.where(inside, self.chars[np.where(inside, codes, 0)], -1 - codes)
+        if points.size and (points.min() < 0 or points.max() > 0x10FFFF):
+            raise Damaged("is corrupt: it decodes to a value that is not a Unicode code point")
+        return points.astype(np.uint32)
 
 
 def to_text(points: np.ndarray) -> str:

@@ -1,7 +1,7 @@
 """Strict twins: the same kernels, compiled so that every machine computes the same bits.
 
 Arithmetic coding needs the encoder and the decoder to derive bit-identical integer frequencies from
-the model, possibly on different CPUs, numba versions' vector widths and thread counts. The FAST kernels
+the model, possibly on different CPUs (vector widths, FMA or not) and with other thread counts. The FAST kernels
 cannot promise that: 'contract' lets LLVM fuse a·b + c into one FMA where the CPU has it (one rounding
 instead of two), 'reassoc' lets it vectorise a sum in an order that depends on the vector width (AVX2 vs
 AVX-512), 'afn' allows approximate functions, and BLAS picks its kernel (and summation order) by CPU.
@@ -26,7 +26,8 @@ fastmath callee into the strict tree unnoticed.
 
 Each twin is cached under its own name (`<name>__strict`): numba keys a cache by the function's
 qualified name and bytecode, not its compile flags, so a twin with the original's name would load the
-fastmath machine code.
+fastmath machine code. (As for every numba cache, a change to a callee in another file does not
+invalidate its callers' cached code: after editing this module or a stand-in, clear the __pycache__.)
 """
 
 import types
