@@ -153,7 +153,11 @@ def main() -> None:
     parser.add_argument("--train-only", action="store_true", help="train the models and stop")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (the median counts)")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here")
+    parser.add_argument("--render", type=Path, default=None, help="only print the table of this JSON")
     args = parser.parse_args()
+    if args.render:
+        print(markdown(json.loads(args.render.read_text())))
+        return
     models = {name: train(CORPORA / name, args.minutes) for name in TEXTS}
     if args.train_only:
         print(json.dumps({name: str(path) for name, path in models.items()}))
@@ -173,7 +177,7 @@ def main() -> None:
                                          capture_output=True, text=True, check=True, cwd=ROOT).stdout)  # fmt: skip
         row = {"bytes": len(data), "model": {"path": str(model.relative_to(ROOT)), "steps": meta["steps"],
                "best_val_bits_per_char": meta["best_val_loss_bits"], "config": meta["config"],
-               "train_command": " ".join(train_command(Path("TRAIN"), Path("MODEL"), args.minutes)[1:])}}  # fmt: skip
+               "train_command": " ".join(train_command(Path("TRAIN"), Path("MODEL"), args.minutes)[2:])}}  # fmt: skip
         row["score"] = surprisal(model, data)
         row["charrnn"] = charrnn(model, data, None, args.repeats)
         row[f"charrnn --adapt (lr {adapt.lr:g}, window {adapt.window})"] = charrnn(model, data, adapt, args.repeats)
@@ -189,23 +193,24 @@ def main() -> None:
 def markdown(results: dict) -> str:
     names = list(results["texts"])
     methods = [key for key in results["texts"][names[0]] if key not in ("bytes", "model", "score")]
-    lines = ["| compressor | " + " | ".join(f"{n} (last 10%, {results['texts'][n]['bytes']:,} B): bits/byte, "
-                                              "KB/s in, KB/s out" for n in names) + " |",
-             "|---|" + "---|" * len(names)]  # fmt: skip
+    head = " | ".join(f"{n} (last 10%, {results['texts'][n]['bytes']:,} B)" for n in names)
+    lines = [f"bits per byte, then compressing / decompressing KB/s (CPU time)\n\n| compressor | {head} |",
+             "|---|" + "---:|" * len(names)]  # fmt: skip
     for method in methods:
         cells = []
         for name in names:
             r = results["texts"][name][method]
-            cells.append(
-                "missing"
-                if r.get("missing")
-                else f"{r['bits_per_byte']:.3f}, {r['compress_kb_s']:,.0f}, {r['decompress_kb_s']:,.0f}"
-            )
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            speeds = "missing" if r.get("missing") else f"{r['compress_kb_s']:,.0f} / {r['decompress_kb_s']:,.0f}"
+            cells.append("missing" if r.get("missing") else f"**{r['bits_per_byte']:.3f}** · {speeds}")
+        lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
     cells = [f"{results['texts'][n]['score']['bits_per_byte']:.3f}" for n in names]
-    lines.append("| *model surprisal (`charrnn score`, no header)* | " + " | ".join(cells) + " |")
+    lines.append("| *the model's surprisal (`charrnn score`, no header)* | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"load at start: {results['uptime_start']}; at end: {results['uptime_end']}")
+    for name in names:
+        model = results["texts"][name]["model"]
+        lines.append(f"- {name}: model `{model['path']}`, {model['steps']:,} steps, best validation "
+                     f"{model['best_val_bits_per_char']:.3f} bits/char; `{model['train_command']}`")  # fmt: skip
+    lines.append(f"- load at start: {results['uptime_start']}; at end: {results['uptime_end']}")
     return "\n".join(lines)
 
 

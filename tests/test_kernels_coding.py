@@ -185,6 +185,35 @@ def test_strict_exp_sum_matches_numpy(dtype):
     assert abs(total - exact.sum()) <= (1e-6 if dtype == "float32" else 1e-14) * exact.sum()
 
 
+@pytest.mark.parametrize(("scale", "clipped"), [(0.1, False), (2.0, True)])
+def test_learn_is_one_sgd_step_on_the_reference_gradient(scale, clipped):
+    """Adaptive coding's update: after window + 1 characters, the weights move by -lr times the (clipped)
+    gradient of the mean cross-entropy of characters 2..W+1 given 1..W, from the state before the first."""
+    from charrnn.codec import Adaptation
+    from charrnn.codec.coder import _State
+    from charrnn.model import param_views
+
+    model = random_model(hidden=6, layers=2, seed=3, scale=scale)
+    window, lr = 4, 0.05
+    state = _State(model, Adaptation(lr, window))
+    _, _, learner = state.adapt
+    flat = learner[0]
+    before = flat.copy()
+    ids = [1, 3, 0, 4, 2]
+    h0 = np.random.default_rng(4).standard_normal((2, 1, 6)) * 0.5
+    for k, char in enumerate(ids):
+        h = h0.copy() if k == 0 else np.zeros_like(h0)  # only the window's first state matters
+        coding._learn(char, *state.weights, h, kernels.ACT_TANH_EXACT, state.counters, window, lr, learner)
+        assert np.array_equal(flat, before) == (k < window)
+    grads = reference.grads(param_views(before.copy(), model.config), np.array([ids[:-1]]), np.array([ids[1:]]),
+                            h0, "tanh")  # fmt: skip
+    flat_grad = np.concatenate([grads[name].ravel() for name in model.config.param_shapes()])
+    assert (np.linalg.norm(flat_grad) > coding.ADAPT_CLIP) == clipped
+    flat_grad *= min(1.0, coding.ADAPT_CLIP / np.linalg.norm(flat_grad))
+    np.testing.assert_allclose(flat, before - lr * flat_grad, atol=1e-12)
+    assert not np.array_equal(model.flat, flat)  # a copy learns, not the caller's model
+
+
 def _plain_python(x):
     return x + 1
 
