@@ -105,7 +105,7 @@ def main() -> None:
     train = [sys.executable, "-m", "charrnn", "train", "--hidden", str(options.hidden), "--batch-size",
              str(options.batch_size), "--seq-len", str(options.seq_len), "--steps", str(options.steps),
              "--eval-every", str(options.steps), "--sample-every", "0", "--threads", str(options.threads), "-q",
-             "--val-max-chars", str(options.val_max_chars),
+             "--force", "--val-max-chars", str(options.val_max_chars),
              "--cache-dir", str(cache)]  # fmt: skip
     small_s, small_rss, _ = measured([*train, str(small), "-o", str(work / "small.npz")], env)
     big_s, big_rss, big_err = measured([*train, str(big), "-o", str(work / "big.npz")], env)

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from charrnn.baselines import baseline_table
+from charrnn.metrics import read_metrics
 from charrnn.vocab import Vocab
 
 NANOGPT_VAL = 1.47  # nanoGPT's shakespeare_char transformer (GPU), validation nats/char, from its README
@@ -44,7 +45,8 @@ def baselines(train_text: str, val_text: str) -> dict[int, float]:
 def run(train_path: Path, val_path: Path, hidden: int, minutes: float, workdir: Path, extra: list[str]) -> dict:
     output = workdir / f"h{hidden}-{minutes:g}min.npz"
     command = [sys.executable, "-m", "charrnn", "train", str(train_path), "--val-file", str(val_path),
-               "--hidden", str(hidden), "--time", str(minutes * 60), "-o", str(output), "-q", *extra]  # fmt: skip
+               "--hidden", str(hidden), "--time", str(minutes * 60), "-o", str(output), "--force", "-q",
+               *extra]  # fmt: skip
     print(f"[quality] {' '.join(command[2:])}", file=sys.stderr, flush=True)
     started = time.perf_counter()
     subprocess.run(command, check=True)
@@ -52,18 +54,19 @@ def run(train_path: Path, val_path: Path, hidden: int, minutes: float, workdir: 
     info = json.loads(subprocess.run([sys.executable, "-m", "charrnn", "info", str(output), "--json"],
                                      check=True, capture_output=True, text=True).stdout)  # fmt: skip
     metrics_path = output.with_name(f"{output.stem}.metrics.jsonl")
-    records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    records = read_metrics(metrics_path)
     last = records[-1] if records else {}
-    best = min((r for r in records if r.get("val_loss") is not None), key=lambda r: r["val_loss"], default={})
+    best = min((r for r in records if r.get("val_nats_per_char") is not None), key=lambda r: r["val_nats_per_char"],
+               default={})  # fmt: skip
     return {
         "hidden": hidden,
         "layers": info["config"]["num_layers"],
         "minutes": minutes,
-        "best_at_seconds": best.get("elapsed"),
-        "best_val_nats": info["best_val_loss_nats"],
-        "best_val_bits": info["best_val_loss_bits"],
+        "best_at_seconds": best.get("elapsed_seconds"),
+        "best_val_nats": info["best_val_nats_per_char"],
+        "best_val_bits": info["best_val_bits_per_char"],
         "steps": info["steps"],
-        "final_train_nats": last.get("train_loss"),
+        "final_train_nats": last.get("train_nats_per_char"),
         "chars_per_second": last.get("chars_per_second"),
         "wall_seconds": round(wall, 1),
         "options": extra,

@@ -174,7 +174,8 @@ def memory(env: dict, corpus_bytes: int, steps: int, hidden: int = 256) -> dict:
     """
     with tempfile.TemporaryDirectory(prefix="charrnn-bench-memory-") as tmp:
         env = {**env, "NUMBA_CACHE_DIR": str(Path(tmp) / "numba-cache")}
-        options = ["-o", str(Path(tmp) / "model.npz"), "--steps", str(steps), "--hidden", str(hidden), "-q"]
+        options = ["-o", str(Path(tmp) / "model.npz"), "--force", "--steps", str(steps), "--hidden", str(hidden),
+                   "-q"]  # fmt: skip
         small, corpus = Path(tmp) / "small.txt", Path(tmp) / "corpus.txt"
         make_corpus(small, 1_000_000)
         log(f"  memory: charrnn train {' '.join(options[2:])} on 1 MB (compiles into a fresh numba cache)")

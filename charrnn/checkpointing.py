@@ -103,6 +103,14 @@ def state_arrays(state: TrainState) -> dict[str, np.ndarray]:
     return arrays
 
 
+def training_meta(path: str | Path) -> dict[str, Any]:
+    """The metadata of a checkpoint that --resume can continue (its recorded options among them)."""
+    meta = load_checkpoint(path)[1]
+    if meta.get("role") != "latest":
+        raise CharrnnError(f"{path} holds no training state (is it a .best.npz?); resume from the -o file")
+    return meta
+
+
 def resume_state(path: str | Path, vocab: Vocab, config: Any, train_hash: str) -> tuple[Model, TrainState]:
     """Model and TrainState of a "latest" checkpoint, after checking it fits this corpus and config."""
     model, meta, arrays = load_checkpoint(path)
@@ -115,7 +123,8 @@ def resume_state(path: str | Path, vocab: Vocab, config: Any, train_hash: str) -
     saved = meta["train_config"]
     for option, key in (("--optimizer", "optimizer"), ("--batch-size", "batch_size"), ("--seq-len", "seq_len")):
         if saved.get(key) != getattr(config, key):
-            raise CharrnnError(f"{path} was trained with {option} {saved.get(key)}; resume with the same")
+            raise CharrnnError(f"{path} was trained with {option} {saved.get(key)}; a resumed run cannot change it "
+                               f"(leave {option} out to continue with {saved.get(key)})")
     slots = {}
     for slot in optimizer_slots(config.optimizer):
         value = arrays.get(f"optim.{slot}")
@@ -129,6 +138,33 @@ def resume_state(path: str | Path, vocab: Vocab, config: Any, train_hash: str) -
         evals_since_best=int(meta.get("evals_since_best", 0)),
     )  # fmt: skip
     return model, state
+
+
+def check_replaceable(output: str | Path, resume: str | Path | None = None, force: bool = False) -> None:
+    """A fresh run must never silently replace trained work: refuse when `output` or the files beside it
+    (<stem>.best.npz, <stem>.metrics.jsonl) exist, unless `force` or `output` is the checkpoint being
+    resumed. The message says what would be replaced."""
+    output = Path(output)
+    if force or (resume is not None and output.exists() and output.resolve() == Path(resume).resolve()):
+        return
+    existing = [path for path in (output, best_path(output), metrics_path(output)) if path.is_file()]
+    if not existing:
+        return
+    what = ""
+    if output.is_file():
+        try:
+            meta = load_checkpoint(output)[1]
+        except CharrnnError:
+            what = " (not a charrnn checkpoint)"
+        else:
+            best = meta.get("best_val_loss")
+            what = f" (a checkpoint trained {meta.get('step', 0)} steps" + (
+                f", best validation {best / 0.6931471805599453:.4f} bits/char)" if best is not None else ")")
+    others = [path.name for path in existing if path != output]
+    replaced = "it" if output.is_file() else str(output)
+    replaced += "".join(f", {name}" for name in others[:-1]) + (f" and {others[-1]}" if others else "")
+    raise CharrnnError(f"{output} exists{what}; a fresh run would replace {replaced}: use --force to replace, "
+                       f"--resume {output} to continue it, or another -o")  # fmt: skip
 
 
 def check_writable(output: Path) -> None:

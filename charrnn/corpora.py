@@ -8,7 +8,7 @@ network access:
     from charrnn.corpora import get_corpus
     text = get_corpus("tinyshakespeare").read_text(encoding="utf-8")
 
-Cache layout, under `$XDG_CACHE_HOME/charrnn` (default `~/.cache/charrnn`):
+Cache layout, under `$XDG_CACHE_HOME/charrnn` (default `~/.cache/charrnn`; the rule is cachedir.py's):
     <name>/<name>.txt     the ready corpus text
     <name>/<archive>      the verified download, when the text is extracted from an archive
     checksums.json        sha256 and size recorded on first download of corpora the registry has
@@ -18,7 +18,6 @@ Cache layout, under `$XDG_CACHE_HOME/charrnn` (default `~/.cache/charrnn`):
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from urllib.parse import urlparse
 
 from .assemble import concatenate_tar_sources, extract_zip_member, python_stdlib_text
 from .atomic import write_bytes_atomic
+from .cachedir import cache_home
 from .errors import CharrnnError
 from .fetch import download
 
@@ -124,13 +124,6 @@ def list_corpora(registry: dict[str, Corpus] | None = None) -> list[Corpus]:
     return list((load_registry() if registry is None else registry).values())
 
 
-def default_cache_dir() -> Path:
-    """`$XDG_CACHE_HOME/charrnn`, or `~/.cache/charrnn` (the XDG spec ignores a relative value)."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base / "charrnn"
-
-
 def _read_checksums(path: Path) -> dict[str, dict[str, Any]]:
     if not path.exists():
         return {}
@@ -189,7 +182,7 @@ def get_corpus(
 ) -> Path:
     """Path of the ready plain-text corpus `name`, downloading and extracting it if needed.
 
-    `cache_dir` defaults to `default_cache_dir()`; `progress` shows a tqdm bar on stderr; `registry`
+    `cache_dir` defaults to `cachedir.cache_home()`; `progress` shows a tqdm bar on stderr; `registry`
     replaces the packaged one; `log` receives one-line notices (such as a first-download hash).
     A corpus already in the cache is returned without touching the network. Raises `CharrnnError`
     for an unknown name or any failed download, check or extraction, leaving no partial file behind.
@@ -199,7 +192,7 @@ def get_corpus(
         raise CharrnnError(f"unknown corpus {name!r} (known: {', '.join(registry)})")
     corpus = registry[name]
     log = log or (lambda message: None)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = Path(cache_dir) if cache_dir is not None else cache_home()
     folder = cache / corpus.name
     ready = folder / f"{corpus.name}.txt"
     try:

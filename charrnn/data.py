@@ -1,9 +1,7 @@
 """Reading corpora, the train/validation split, and the one batching path (parallel streams).
 
-Reading: files are decoded strictly (UTF-8 by default); an invalid byte is an error naming the file
-and byte offset, unless errors="replace". Directories are read recursively in sorted path order,
-skipping hidden entries and binary files (a NUL byte in the first 8 KiB). Windows line endings are
-normalised ("\\r\\n" -> "\\n") so "\\r" does not become a character of the model.
+Reading: which files a corpus is made of is sources.py's business, how their bytes become text is
+decode.py's (one decoder for the whole package: strict UTF-8 by default, "\\r\\n" -> "\\n").
 
 Batching (as in char-rnn): the training ids are cut into B contiguous streams of equal length; step k
 takes characters [k·T, (k+1)·T) of every stream as inputs and the same window shifted by one as
@@ -13,47 +11,24 @@ transition appears that the corpus does not contain.
 
 Training data is prepared by `prepare_data` through the id cache (`idcache.py`): the corpus is encoded
 once, streaming, into a memory-mapped id file, so a corpus far bigger than memory trains with only the
-touched pages read. `read_text` (whole text in memory) remains for small inputs such as a text to score.
+touched pages read. `decode.read_text` (whole text in memory) serves small inputs such as a text to score.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .cachedir import ids_cache_dir
+from .decode import DEFAULT_BLOCK_SIZE
 from .errors import CharrnnError
-from .idcache import DEFAULT_BLOCK_SIZE, corpus_files, default_cache_dir, encode_corpus, file_ids_hash, scan_corpus
+from .idcache import DamagedEntry, EncodedCorpus, encode_corpus, scan_corpus, verified_hashes
+from .sources import STDIN, spooled_stdin
 from .vocab import UnknownReport, Vocab, check_unk_policy
-
-
-def read_text(paths: list[str | Path], encoding: str = "utf-8", errors: str = "strict") -> str:
-    """Concatenated, decoded, newline-normalised text of the given files and directories."""
-    if errors not in ("strict", "replace"):
-        raise CharrnnError(f"--errors must be strict or replace, got {errors!r}")
-    parts = []
-    for path in corpus_files(paths):
-        try:
-            raw = path.read_bytes()
-        except OSError as error:
-            raise CharrnnError(f"cannot read {path}: {error.strerror}") from None
-        try:
-            text = raw.decode(encoding, errors=errors)
-        except LookupError:
-            raise CharrnnError(f"unknown encoding {encoding!r}") from None
-        except UnicodeDecodeError as error:
-            raise CharrnnError(
-                f"{path}: invalid {encoding} at byte offset {error.start} "
-                f"(byte 0x{raw[error.start]:02x}); use --errors replace to accept it or --encoding to change"
-            ) from None
-        parts.append(text.replace("\r\n", "\n"))
-    text = "".join(parts)
-    if not text:
-        names = ", ".join(str(p) for p in paths)
-        raise CharrnnError(f"corpus {names} is empty")
-    return text
 
 
 def split_tail(ids: np.ndarray, val_frac: float) -> tuple[np.ndarray, np.ndarray]:
@@ -128,9 +103,10 @@ class PreparedData:
     vocab: Vocab
     train_ids: np.ndarray  # (N_train,) ids, a view of the cached memmap
     val_ids: np.ndarray  # (N_val,) ids, possibly empty
-    train_hash: str  # fingerprint of train_ids (same value as train.ids_hash), guards --resume
+    train_hash: str  # fingerprint.ids_hash of train_ids, guards --resume
     reused_cache: bool  # every id file came from the cache
     unknown: UnknownReport  # characters skipped or mapped under the unknown-character policy
+    notes: tuple[str, ...] = ()  # for the user: which files of a directory were used and skipped, and why
 
 
 def prepare_data(
@@ -151,24 +127,47 @@ def prepare_data(
     used as is (resuming, fine-tuning), with unknown characters under `unk`; a callable receives those
     sorted characters and returns the Vocab (fine-tuning with an extended vocabulary). With `val_file`,
     validation is that file and all of `paths` is training text; otherwise the validation split is the
-    last `val_frac` of the ids (a view, no copy). `cache_dir` defaults to ~/.cache/charrnn/ids.
+    last `val_frac` of the ids (a view, no copy). `cache_dir` defaults to `cachedir.ids_cache_dir()`
+    ($XDG_CACHE_HOME/charrnn/ids, else ~/.cache/charrnn/ids). "-" (in `paths` or as `val_file`) is
+    standard input, copied to a temporary file in `cache_dir` for the two passes and removed after.
+    Every entry is verified before its ids are returned (fingerprint and range); a damaged one is
+    rebuilt and a note says so.
     """
     if not 0.0 <= val_frac < 1.0:
         raise CharrnnError(f"--val-frac must be in [0, 1), got {val_frac}")
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir({})
-    scans = [scan_corpus(paths, encoding, errors, block_size, progress)]
-    if val_file is not None:
-        scans.append(scan_corpus([val_file], encoding, errors, block_size, progress))
-    if vocab is None or callable(vocab):
-        chars = "".join(sorted(set().union(*(scan.chars for scan in scans))))
-        vocab = Vocab(chars) if vocab is None else vocab(chars)
-    check_unk_policy(unk, vocab)
-    encoded = [encode_corpus(scan, vocab, cache_dir, unk, block_size, progress) for scan in scans]
+    cache_dir = Path(cache_dir) if cache_dir is not None else ids_cache_dir()
+    named = [str(p) for p in [*paths, *([] if val_file is None else [val_file])]]
+    if named.count(STDIN) > 1:
+        raise CharrnnError("standard input (-) can be read only once")
+    with spooled_stdin(cache_dir) if STDIN in named else contextlib.nullcontext() as stdin_copy:
+        scans = [scan_corpus(paths, encoding, errors, block_size, progress, stdin_copy)]
+        if val_file is not None:
+            scans.append(scan_corpus([val_file], encoding, errors, block_size, progress, stdin_copy))
+        if vocab is None or callable(vocab):
+            chars = "".join(sorted(set().union(*(scan.chars for scan in scans))))
+            vocab = Vocab(chars) if vocab is None else vocab(chars)
+        check_unk_policy(unk, vocab)
+        notes = [note for scan in scans for note in scan.notes]
+        options = (vocab, cache_dir, unk, block_size, progress)
+        train, train_hash = _encode_verified(scans[0], *options, val_frac if val_file is None else 0.0, notes)
+        val = _encode_verified(scans[1], *options, 0.0, notes)[0] if val_file is not None else None
+    encoded = [train] if val is None else [train, val]
     unknown = UnknownReport({k: v for e in encoded for k, v in e.unknown.counts.items()}, unk)
     reused = all(e.reused for e in encoded)
-    if val_file is not None:
-        train_ids, val_ids = encoded[0].ids, encoded[1].ids
-    else:
-        train_ids, val_ids = split_tail(encoded[0].ids, val_frac)
-    train_hash = file_ids_hash(encoded[0].path, vocab.dtype, len(train_ids))
-    return PreparedData(vocab, train_ids, val_ids, train_hash, reused, unknown)
+    train_ids, val_ids = split_tail(train.ids, val_frac) if val is None else (train.ids, val.ids)
+    return PreparedData(vocab, train_ids, val_ids, train_hash, reused, unknown, tuple(notes))
+
+
+def _encode_verified(scan, vocab, cache_dir, unk, block_size, progress, val_frac, notes) -> tuple[EncodedCorpus, str]:
+    """The entry of `scan` (encoded or reused) and the fingerprint of its part before the `val_frac` tail,
+    verified in the same read (idcache.verified_hashes); a damaged entry is rebuilt, with a note."""
+    damage = None
+    for _ in range(2):
+        entry = encode_corpus(scan, vocab, cache_dir, unk, block_size, progress, damage=damage)
+        if entry.damage is not None:
+            notes.append(f"id cache entry {entry.path} was damaged ({entry.damage}); rebuilt it")
+        try:
+            return entry, verified_hashes(entry, len(vocab), [len(split_tail(entry.ids, val_frac)[0])])[0]
+        except DamagedEntry as error:
+            damage = str(error)
+    raise CharrnnError(f"id cache entry {entry.path} does not verify even after rebuilding it ({damage})")

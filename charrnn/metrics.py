@@ -2,13 +2,15 @@
 
 Each evaluation appends one JSON object on its own line:
 
-    {"step": 400, "epoch": 1, "elapsed": 83.2, "lr": 0.002, "train_loss": 1.71, "val_loss": 1.80,
-     "val_bpc": 2.60, "chars_per_second": 51234.0, "best": true}
+    {"step": 400, "epoch": 1, "elapsed_seconds": 83.2, "lr": 0.002, "train_nats_per_char": 1.71,
+     "val_nats_per_char": 1.80, "val_bits_per_char": 2.60, "chars_per_second": 51234.0, "best": true}
 
-`train_loss` is the mean training loss (nats/char) of the steps since the previous evaluation,
-`val_loss` the validation loss in nats/char and `val_bpc` the same in bits/char (both null without
-validation text), `elapsed` the seconds of training across all runs (resumes included). A fresh run
-truncates the file; `--resume` keeps the lines up to the resumed step and appends.
+`train_nats_per_char` is the mean training loss of the steps since the previous evaluation,
+`val_nats_per_char` the validation loss and `val_bits_per_char` the same in bits (both null without
+validation text), `elapsed_seconds` the seconds of training across all runs (resumes included); the
+names follow the JSON convention of docs/json.md. A fresh run truncates the file; `--resume` keeps the
+lines up to the resumed step and appends. Files written before the convention (`elapsed`, `train_loss`,
+`val_loss`, `val_bpc`) are read with their keys renamed.
 
 `curves_png` draws training and validation loss against steps and against time (needs matplotlib:
 `pip install 'charrnn[plot]'`); `terminal_plot` draws a compact character plot with no dependency.
@@ -22,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CharrnnError
+
+OLD_KEYS = {"elapsed": "elapsed_seconds", "train_loss": "train_nats_per_char", "val_loss": "val_nats_per_char",
+            "val_bpc": "val_bits_per_char"}  # fmt: skip
+X_KEYS = {"step": "step", "elapsed": "elapsed_seconds"}
 
 
 class MetricsLog:
@@ -67,7 +73,7 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
             raise CharrnnError(f"{path}: line {number} is not valid JSON") from None
         if not isinstance(record, dict) or not isinstance(record.get("step"), int):
             raise CharrnnError(f"{path}: line {number} is not a metrics record (no integer 'step')")
-        records.append(record)
+        records.append({OLD_KEYS.get(key, key): value for key, value in record.items()})
     return records
 
 
@@ -87,8 +93,8 @@ def series(records: list[dict[str, Any]], x: str) -> dict[str, list[tuple[float,
         raise CharrnnError(f"x axis must be step or time, got {x!r}")
     out: dict[str, list[tuple[float, float]]] = {"train": [], "validation": []}
     for record in records:
-        for name, key in (("train", "train_loss"), ("validation", "val_loss")):
-            value, at = record.get(key), record.get(x)
+        for name, key in (("train", "train_nats_per_char"), ("validation", "val_nats_per_char")):
+            value, at = record.get(key), record.get(X_KEYS[x])
             if isinstance(value, (int, float)) and isinstance(at, (int, float)) and math.isfinite(value):
                 out[name].append((float(at), float(value)))
     return out

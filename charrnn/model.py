@@ -24,58 +24,22 @@ The checkpoint is one `.npz` (see `save_checkpoint`) readable with `np.load(path
 from __future__ import annotations
 
 import json
-import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import kernels
 from .atomic import atomic_writer
+from .config import ACTIVATIONS, DTYPES, ModelConfig  # noqa: F401 (ModelConfig lives in config.py)
 from .errors import CharrnnError
+from .safeload import NpzReader, require_memory
 from .vocab import Vocab
 
 CHECKPOINT_FORMAT = "charrnn-checkpoint"
 CHECKPOINT_VERSION = 1
 PARAM_NAMES = ("Wx", "Wu", "Wh", "bh", "Wy", "by")
-ACTIVATIONS = ("tanh", "relu")
-DTYPES = ("float32", "float64")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture. `vocab_size` comes from the vocabulary; the rest from the user."""
-
-    vocab_size: int
-    hidden_size: int = 512
-    num_layers: int = 2
-    activation: str = "tanh"
-    dtype: str = "float32"
-
-    def __post_init__(self) -> None:
-        if self.vocab_size < 1:
-            raise CharrnnError(f"vocabulary size must be >= 1, got {self.vocab_size}")
-        if self.hidden_size < 1:
-            raise CharrnnError(f"--hidden must be >= 1, got {self.hidden_size}")
-        if self.num_layers < 1:
-            raise CharrnnError(f"--layers must be >= 1, got {self.num_layers}")
-        if self.activation not in ACTIVATIONS:
-            raise CharrnnError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
-        if self.dtype not in DTYPES:
-            raise CharrnnError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        V, H, L = self.vocab_size, self.hidden_size, self.num_layers
-        return {"Wx": (V, H), "Wu": (L - 1, H, H), "Wh": (L, H, H), "bh": (L, H), "Wy": (H, V), "by": (V,)}
-
-    @property
-    def activation_code(self) -> int:
-        """The kernels' activation flag: float64 uses exact libm tanh (gradient checks), float32 the
-        vectorised approximation (|error| < 3e-7, below float32 resolution near ±1)."""
-        if self.activation == "relu":
-            return kernels.ACT_RELU
-        return kernels.ACT_TANH_EXACT if self.dtype == "float64" else kernels.ACT_TANH
+META_LIMIT = 16 << 20  # bytes of JSON metadata: far above any real checkpoint's, far below harm
 
 
 def param_views(flat: np.ndarray, config: ModelConfig) -> dict[str, np.ndarray]:
@@ -197,50 +161,100 @@ def load_checkpoint(path: str | Path) -> tuple[Model, dict[str, Any], dict[str, 
     """Read a checkpoint written by `save_checkpoint`: (model, meta, extra arrays).
 
     Every way a file can be wrong (missing, not a zip, truncated, another program's .npz, another
-    format version, a missing or mis-shaped array) raises CharrnnError naming the file and the problem.
+    format version, a missing or mis-shaped array, metadata of the wrong type, sizes that do not match the
+    configuration or the machine, non-finite weights) raises CharrnnError naming the file and the problem.
+    Sizes are checked from the headers before any array is read (safeload.py); arrays the format does
+    not define are never read.
     """
     path = Path(path)
     if not path.exists():
         raise CharrnnError(f"model file {path} does not exist")
     if path.is_dir():
         raise CharrnnError(f"model file {path} is a directory")
+    if not path.is_file():
+        raise CharrnnError(f"model file {path} is not a regular file")
+    with NpzReader(path) as archive:
+        if "meta" not in archive or "vocab" not in archive:
+            raise CharrnnError(f"{path} is not a charrnn checkpoint: it has no 'meta'/'vocab' arrays")
+        meta = _read_meta(path, archive)
+        config = _read_config(path, meta)
+        vocab = _read_vocab(path, archive, config)
+        require_memory(2 * num_params(config) * np.dtype(config.dtype).itemsize, f"{path}: the model")
+        flat = np.empty(num_params(config), dtype=config.dtype)
+        views = param_views(flat, config)
+        for name, shape in config.param_shapes().items():
+            views[name][...] = archive.read(name, shape, (config.dtype,))
+            if not np.isfinite(views[name]).all():
+                raise CharrnnError(f"{path}: parameter {name} holds non-finite values (NaN or inf)")
+        extras = _read_extras(path, archive, config)
+    return Model(config, vocab, flat), meta, extras
+
+
+def _read_meta(path: Path, archive: NpzReader) -> dict[str, Any]:
+    shape, dtype = archive.header("meta")
+    if shape != () or dtype.kind != "U":
+        raise CharrnnError(f"{path}: checkpoint metadata is not a JSON string")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise CharrnnError(f"{path} is not a readable charrnn checkpoint (.npz): {_short(error)}") from None
-    if "meta" not in arrays or "vocab" not in arrays:
-        raise CharrnnError(f"{path} is not a charrnn checkpoint: it has no 'meta'/'vocab' arrays")
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except json.JSONDecodeError:
+        meta = json.loads(str(archive.read("meta", (), max_bytes=META_LIMIT)))
+    except (json.JSONDecodeError, RecursionError):
         raise CharrnnError(f"{path}: checkpoint metadata is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise CharrnnError(f"{path} is not a charrnn checkpoint (format field missing or wrong)")
-    if meta.get("version") != CHECKPOINT_VERSION:
+    if meta.get("version") != CHECKPOINT_VERSION or isinstance(meta.get("version"), bool):
         raise CharrnnError(
-            f"{path}: checkpoint format version {meta.get('version')} is not supported "
+            f"{path}: checkpoint format version {meta.get('version')!r} is not supported "
             f"(this charrnn reads version {CHECKPOINT_VERSION})"
         )
+    return meta
+
+
+def _read_config(path: Path, meta: dict[str, Any]) -> ModelConfig:
+    """The architecture, each field of the type it must have (JSON may hold 2.0, true or "2" anywhere)."""
+    raw = meta.get("config")
+    if not isinstance(raw, dict):
+        raise CharrnnError(f"{path}: checkpoint config is missing or not an object")
+    kinds = {"int": int, "str": str, "float": float, "bool": bool}
+    for spec in fields(ModelConfig):
+        if spec.name not in raw:
+            continue
+        value = raw[spec.name]
+        kind = spec.type if isinstance(spec.type, type) else kinds.get(str(spec.type).split(" ")[0])
+        if kind is not None and (type(value) is not kind and not (kind is float and type(value) is int)):
+            raise CharrnnError(f"{path}: checkpoint config field {spec.name} must be {kind.__name__}, got {value!r}")
+    unknown = sorted(set(raw) - {spec.name for spec in fields(ModelConfig)})
+    if unknown:
+        raise CharrnnError(f"{path}: checkpoint config has unknown field(s) {', '.join(unknown)}")
     try:
-        config = ModelConfig(**meta["config"])
-    except (KeyError, TypeError) as error:
+        return ModelConfig(**raw)
+    except TypeError as error:
         raise CharrnnError(f"{path}: checkpoint config is invalid: {_short(error)}") from None
-    vocab = Vocab.from_codepoints(arrays.pop("vocab"))
-    if len(vocab) != config.vocab_size:
-        raise CharrnnError(f"{path}: vocabulary has {len(vocab)} characters, config says {config.vocab_size}")
-    flat = np.empty(num_params(config), dtype=config.dtype)
-    views = param_views(flat, config)
-    for name, shape in config.param_shapes().items():
-        if name not in arrays:
-            raise CharrnnError(f"{path}: parameter {name} is missing")
-        array = arrays.pop(name)
-        if array.shape != shape:
-            raise CharrnnError(f"{path}: parameter {name} has shape {array.shape}, expected {shape}")
-        if array.dtype != np.dtype(config.dtype):
-            raise CharrnnError(f"{path}: parameter {name} has dtype {array.dtype}, expected {config.dtype}")
-        views[name][...] = array
-    return Model(config, vocab, flat), meta, arrays
+    except CharrnnError as error:
+        raise CharrnnError(f"{path}: checkpoint config is invalid: {error}") from None
+
+
+def _read_vocab(path: Path, archive: NpzReader, config: ModelConfig) -> Vocab:
+    codepoints = archive.read("vocab", (config.vocab_size,), ("int32", "int64", "uint32"))
+    bad = (codepoints < 0) | (codepoints > 0x10FFFF) | ((codepoints >= 0xD800) & (codepoints <= 0xDFFF))
+    if bad.any():
+        raise CharrnnError(f"{path}: vocabulary holds an invalid code point ({int(codepoints[bad][0])})")
+    if codepoints.size > 1 and not (np.diff(codepoints.astype(np.int64)) > 0).all():
+        raise CharrnnError(f"{path}: vocabulary is not sorted distinct code points")
+    return Vocab.from_codepoints(codepoints)
+
+
+def _read_extras(path: Path, archive: NpzReader, config: ModelConfig) -> dict[str, np.ndarray]:
+    """The arrays training adds: optimizer slots `optim.*` (P,) and the carried hidden state (L, B, H)."""
+    extras = {}
+    for name in archive.names():
+        if name.startswith("optim."):
+            extras[name] = archive.read(name, (num_params(config),), (config.dtype,))
+        elif name == "hidden":
+            shape, _ = archive.header(name)
+            L, H = config.num_layers, config.hidden_size
+            if len(shape) != 3 or shape[0] != L or shape[2] != H:
+                raise CharrnnError(f"{path}: array 'hidden' has shape {shape}, expected ({L}, batch, {H})")
+            extras[name] = archive.read(name, shape, (config.dtype,))
+    return extras
 
 
 def load_model(path: str | Path) -> Model:
@@ -251,23 +265,3 @@ def load_model(path: str | Path) -> Model:
 def _short(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
-
-
-def checkpoint_info(path: str | Path) -> dict[str, Any]:
-    """What `charrnn info` shows: architecture, parameters per tensor, vocabulary, training progress."""
-    model, meta, _ = load_checkpoint(path)
-    best = meta.get("best_val_loss")
-    return {
-        "path": str(path),
-        "format_version": meta["version"],
-        "config": asdict(model.config),
-        "parameters": [{"name": n, "shape": list(s), "count": c} for n, s, c in model.summary()],
-        "total_parameters": int(model.flat.size),
-        "vocab_size": len(model.vocab),
-        "vocab": model.vocab.chars,
-        "steps": meta.get("step", 0),
-        "epoch": meta.get("epoch", 0),
-        "best_val_loss_nats": best,
-        "best_val_loss_bits": None if best is None else best / float(np.log(2.0)),
-        "train_config": meta.get("train_config"),
-    }

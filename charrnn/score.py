@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .data import read_text
+from .decode import decoded_blocks, read_text
 from .errors import CharrnnError
 from .kernels import scoring
 from .model import Model
+from .sources import STDIN, STDIN_NAME, Source
 from .vocab import UnknownReport
 
 DEFAULT_CHUNK = 1024
@@ -35,10 +35,10 @@ PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")  # a blank (or whitespace-only) l
 
 
 def read_source(source: str | Path) -> tuple[str, str]:
-    """(text, display name) of a file, or of standard input for "-". Files are read as for training
-    (strict UTF-8, "\\r\\n" -> "\\n"); so is standard input."""
-    if str(source) == "-":
-        return sys.stdin.read().replace("\r\n", "\n"), "<stdin>"
+    """(text, display name) of a file, or of standard input for "-", decoded as for training (decode.py:
+    strict UTF-8, "\\r\\n" -> "\\n")."""
+    if str(source) == STDIN:
+        return "".join(decoded_blocks(Source(None, STDIN_NAME))), STDIN_NAME
     if not Path(source).is_file():
         raise CharrnnError(f"{source} is not a file" if Path(source).exists() else f"{source} does not exist")
     return read_text([source]), str(source)

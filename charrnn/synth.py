@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import CharrnnError
+from .errors import CharrnnError, OptionError  # OptionError: a bad parameter (exit 2 on the CLI)
 
 MARKOV_ALPHABET = string.ascii_lowercase
 MAX_CONTEXTS = 100_000
@@ -114,16 +114,16 @@ def random_markov_source(
     log2(alphabet_size) bits/char). The alphabet is the first `alphabet_size` lowercase letters.
     """
     if not 2 <= alphabet_size <= len(MARKOV_ALPHABET):
-        raise CharrnnError(f"alphabet size must be between 2 and {len(MARKOV_ALPHABET)}, got {alphabet_size}")
+        raise OptionError(f"alphabet size must be between 2 and {len(MARKOV_ALPHABET)}, got {alphabet_size}")
     if order < 0:
-        raise CharrnnError(f"order must be 0 or more, got {order}")
+        raise OptionError(f"order must be 0 or more, got {order}")
     if alphabet_size**order > MAX_CONTEXTS:
-        raise CharrnnError(
+        raise OptionError(
             f"alphabet {alphabet_size} and order {order} give {alphabet_size**order:,} contexts;"
             f" the limit is {MAX_CONTEXTS:,}"
         )
     if not concentration > 0:
-        raise CharrnnError(f"concentration must be positive, got {concentration}")
+        raise OptionError(f"concentration must be positive, got {concentration}")
     rng = np.random.default_rng(seed)
     table = rng.dirichlet(np.full(alphabet_size, float(concentration)), size=alphabet_size**order)
     return MarkovSource(MARKOV_ALPHABET[:alphabet_size], order, table)
@@ -167,16 +167,16 @@ class BracketSource:
 
     def __post_init__(self) -> None:
         if not 1 <= self.types <= len(BRACKET_PAIRS) // 2:
-            raise CharrnnError(f"bracket types must be between 1 and {len(BRACKET_PAIRS) // 2}, got {self.types}")
+            raise OptionError(f"bracket types must be between 1 and {len(BRACKET_PAIRS) // 2}, got {self.types}")
         if not 0 <= self.letters <= len(MARKOV_ALPHABET):
-            raise CharrnnError(f"letters must be between 0 and {len(MARKOV_ALPHABET)}, got {self.letters}")
+            raise OptionError(f"letters must be between 0 and {len(MARKOV_ALPHABET)}, got {self.letters}")
         if not (0 < self.p_open < self.p_close and self.p_open + self.p_close <= 1):
-            raise CharrnnError(
+            raise OptionError(
                 f"need 0 < p_open < p_close and p_open + p_close <= 1 (got {self.p_open}, {self.p_close});"
                 " with p_open >= p_close the depth grows without bound"
             )
         if self.p_letter > 1e-12 and self.letters == 0:
-            raise CharrnnError("p_open + p_close < 1 leaves probability for letters, so letters must be >= 1")
+            raise OptionError("p_open + p_close < 1 leaves probability for letters, so letters must be >= 1")
 
     @property
     def p_letter(self) -> float:
@@ -233,4 +233,4 @@ def brackets_text(
 
 def _check_length(length: int) -> None:
     if length < 1:
-        raise CharrnnError(f"length must be at least 1, got {length}")
+        raise OptionError(f"length must be at least 1, got {length}")

@@ -19,7 +19,6 @@ validation loss (stop_reason "patience"); the best model is in `<stem>.best.npz`
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -27,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from .baselines import baseline_table
 from .checkpointing import (
@@ -41,82 +39,21 @@ from .checkpointing import (
     resume_state,
     state_arrays,
 )
+from .config import LR_SCHEDULES, OPTIMIZERS, TrainConfig  # noqa: F401 (TrainConfig lives in config.py)
 from .data import StreamBatches, eval_streams
 from .errors import CharrnnError
+from .fingerprint import ids_hash
 from .kernels import blas, optim
 from .metrics import MetricsLog
 from .model import Model, ModelConfig, save_checkpoint
+from .progress import TrainingBar
 from .vocab import Vocab
 from .workspace import Workspace
 
 __all__ = ["TrainConfig", "TrainResult", "TrainState", "apply_update", "best_path", "evaluate", "ids_hash", "train"]
 
-OPTIMIZERS = ("adam", "rmsprop", "adagrad", "sgd")
-LR_SCHEDULES = ("cosine", "constant")
 NATS_PER_BIT = math.log(2.0)
-HASH_SLICE = 1 << 24  # ids hashed per slice (ids_hash)
 BASELINE_MAX_TRAIN_CHARS = 1 << 22  # the n-gram baselines are fitted on at most this prefix of the training text
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything about how to train (the architecture is in ModelConfig)."""
-
-    seq_len: int = 64
-    batch_size: int = 64
-    lr: float = 2e-3
-    optimizer: str = "adam"
-    momentum: float = 0.9  # SGD
-    beta1: float = 0.9  # Adam
-    beta2: float = 0.999  # Adam
-    rms_decay: float = 0.95  # RMSprop, as in char-rnn
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    dropout: float = 0.25  # probability of dropping each non-recurrent connection during training
-    clip: float = 5.0  # global gradient norm; 0 disables
-    clip_value: float = 0.0  # per-element clamp; 0 disables
-    lr_decay: float = 1.0  # multiply the learning rate by this at the start of every epoch after the first
-    lr_schedule: str = "cosine"  # "constant", or "cosine": lr · (floor + (1-floor)·(1+cos(pi·progress))/2)
-    lr_floor: float = 0.05  # the cosine schedule ends at this fraction of the learning rate
-    epochs: float | None = None
-    steps: int | None = None
-    time_budget: float | None = None  # seconds of this run
-    eval_every: int = 200
-    seed: int = 1234
-    threads: int = 0  # 0: all cores
-    patience: int | None = None  # stop after this many evaluations without a better validation loss
-    sample_every: int | None = None  # steps between samples shown while training (None: each evaluation; 0: off)
-    val_max_chars: int = 1_000_000  # evaluate on at most this many validation characters (the split's head)
-    max_rollbacks: int = 5  # divergence guard: stop after this many rollbacks without a good evaluation between
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}"),
-            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.clip >= 0, f"--clip must be >= 0, got {self.clip}"),
-            (self.clip_value >= 0, f"--clip-value must be >= 0, got {self.clip_value}"),
-            (0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}"),
-            (self.lr_schedule in LR_SCHEDULES, f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}"),
-            (0 <= self.lr_floor <= 1, f"--lr-floor must be in [0, 1], got {self.lr_floor}"),
-            (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
-            (0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}"),
-            (self.epochs is None or self.epochs > 0, f"--epochs must be > 0, got {self.epochs}"),
-            (self.steps is None or self.steps > 0, f"--steps must be > 0, got {self.steps}"),
-            (self.time_budget is None or self.time_budget > 0, f"--time must be > 0, got {self.time_budget}"),
-            (self.eval_every >= 1, f"--eval-every must be >= 1, got {self.eval_every}"),
-            (self.threads >= 0, f"--threads must be >= 0, got {self.threads}"),
-            (0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}"),
-            (self.patience is None or self.patience >= 1, f"--patience must be >= 1, got {self.patience}"),
-            (
-                self.sample_every is None or self.sample_every >= 0,
-                f"--sample-every must be >= 0, got {self.sample_every}",
-            ),
-            (self.val_max_chars >= 2, f"--val-max-chars must be >= 2, got {self.val_max_chars}"),
-            (self.max_rollbacks >= 1, f"max_rollbacks must be >= 1, got {self.max_rollbacks}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise CharrnnError(message)
 
 
 @dataclass
@@ -184,14 +121,6 @@ def evaluate(model: Model, ids: np.ndarray, batch_size: int, seq_len: int,
     return total / batches.chunks_per_epoch
 
 
-def ids_hash(ids: np.ndarray) -> str:
-    """sha256 (16 hex digits) of the ids' bytes, hashed in slices so a memmap is never copied whole."""
-    digest = hashlib.sha256()
-    for start in range(0, len(ids), HASH_SLICE):
-        digest.update(np.ascontiguousarray(ids[start : start + HASH_SLICE]).tobytes())
-    return digest.hexdigest()[:16]
-
-
 @dataclass
 class _Window:
     """Training loss and throughput since the last evaluation (one metrics record's worth)."""
@@ -231,6 +160,7 @@ def train(
     init_model: Model | None = None,
     on_sample: Callable[[Model, int], None] | None = None,
     train_hash: str | None = None,
+    metadata: dict | None = None,
 ) -> TrainResult:
     """Train (or resume, or fine-tune) and write checkpoints and the metrics log. See the module docstring.
 
@@ -239,7 +169,8 @@ def train(
     with `init_model` (fine-tuning), its weights, vocabulary and architecture, with a fresh optimizer
     state at step 0; in both cases `model_config` is ignored. `on_sample(model, step)` is called every
     `config.sample_every` steps (or after each evaluation) and must not change the model.
-    `train_hash` is `ids_hash(train_ids)` when the caller already knows it.
+    `train_hash` is `ids_hash(train_ids)` when the caller already knows it. `metadata` (JSON-able) is
+    added to every checkpoint's metadata (the CLI stores the data options and the run's provenance).
     """
     output = Path(output)
     batches = StreamBatches(train_ids, config.batch_size, config.seq_len)
@@ -251,6 +182,7 @@ def train(
         raise CharrnnError("--resume and --init-from exclude each other (resume continues a run; init-from starts one)")
     if resume is not None:
         model, state = resume_state(resume, vocab, config, train_hash)
+        log(f"resumed {resume} from step {state.step} (epoch {state.epoch}); saving to {output}")
     else:
         rng = np.random.default_rng(config.seed)
         if init_model is None:
@@ -283,15 +215,14 @@ def train(
         failures, rollbacks, window = failures + 1, rollbacks + 1, _Window()
         snapshot.restore(model, state)
         state.lr = snapshot.lr * 0.5**failures
-        bar.n = state.step
+        bar.rewind(state.step)
         if failures < config.max_rollbacks:
             log(f"step {failed_at}: {what}; rolled back to step {snapshot.step} and halved the learning rate to "
                 f"{state.lr:.3g} (rollback {failures} of at most {config.max_rollbacks} in a row)")  # fmt: skip
 
     workspace = Workspace(model)
     with blas.thread_limit(config.threads):
-        bar = tqdm(total=limit_steps, initial=state.step, unit="step", disable=not progress, dynamic_ncols=True,
-                   leave=False)  # fmt: skip
+        bar = TrainingBar(progress, limit_steps, config.time_budget, state.step, log)
         factor = schedule_factor(config, _progress(config, state, limit_steps, 0.0))  # of the latest step
         try:
             while True:
@@ -303,6 +234,7 @@ def train(
                 reason = reason or _stop_reason(config, state, batches, limit_steps, start, should_stop)
                 if reason is None:
                     inputs, targets = batches.chunk(state.chunk)
+                    bar.step_starting()
                     # dropout masks depend only on (seed, step): a resumed run draws the same ones
                     loss, grad, hidden = workspace.loss_and_grads(
                         inputs, targets, state.hidden, grad, config.dropout, config.seed * 1_000_003 + state.step
@@ -321,14 +253,14 @@ def train(
                     state.hidden, state.step, state.chunk = hidden, state.step + 1, state.chunk + 1
                     overall.add(loss, batches.chars_per_chunk)
                     window.add(loss, batches.chars_per_chunk)
-                    bar.update(1)
-                    bar.set_postfix(epoch=state.epoch, loss=f"{loss:.3f}", chars_s=f"{overall.chars_per_second:,.0f}",
-                                    refresh=False)  # fmt: skip
+                    bar.step_done(state.step, {"epoch": state.epoch, "loss": f"{loss:.3f}",
+                                               "chars_s": f"{overall.chars_per_second:,.0f}"})  # fmt: skip
                 due = state.step % config.eval_every == 0 if reason is None else evaluated_at != state.step
                 if due:
                     state.elapsed = elapsed_before + time.perf_counter() - start
                     val_loss, finite = _evaluate_and_save(model, config, state, val_ids, output, baselines, window,
-                                                          metrics, log, state.lr * factor)  # fmt: skip
+                                                          metrics, log, state.lr * factor,
+                                                          metadata or {})  # fmt: skip
                     if not finite:
                         roll_back("validation loss is non-finite", state.step)
                         if reason == "diverged":
@@ -401,7 +333,7 @@ def _stop_reason(config, state, batches, limit_steps, start, should_stop) -> str
     return None
 
 
-def _evaluate_and_save(model, config, state, val_ids, output, baselines, window, metrics, log, lr):
+def _evaluate_and_save(model, config, state, val_ids, output, baselines, window, metrics, log, lr, metadata):
     """Evaluate, then (only if everything is finite) save checkpoints and log. `lr` is the learning rate of
     the last step (schedule applied), for the metrics. Returns (val_loss, finite)."""
     val_loss = evaluate(model, val_ids, config.batch_size, config.seq_len) if len(val_ids) > 1 else None
@@ -410,13 +342,14 @@ def _evaluate_and_save(model, config, state, val_ids, output, baselines, window,
     improved = val_loss is not None and (state.best_val_loss is None or val_loss < state.best_val_loss)
     if improved:
         state.best_val_loss, state.evals_since_best = val_loss, 0
-        save_checkpoint(best_path(output), model, {**checkpoint_meta(config, state), "role": "best"}, {})
+        save_checkpoint(best_path(output), model, {**metadata, **checkpoint_meta(config, state), "role": "best"}, {})
     elif val_loss is not None:
         state.evals_since_best += 1
-    save_checkpoint(output, model, {**checkpoint_meta(config, state), "role": "latest"}, state_arrays(state))
+    save_checkpoint(output, model, {**metadata, **checkpoint_meta(config, state), "role": "latest"},
+                    state_arrays(state))
     bits = None if val_loss is None else val_loss / NATS_PER_BIT
-    metrics.append({"step": state.step, "epoch": state.epoch, "elapsed": round(state.elapsed, 3), "lr": lr,
-                    "train_loss": window.mean_loss, "val_loss": val_loss, "val_bpc": bits,
+    metrics.append({"step": state.step, "epoch": state.epoch, "elapsed_seconds": round(state.elapsed, 3), "lr": lr,
+                    "train_nats_per_char": window.mean_loss, "val_nats_per_char": val_loss, "val_bits_per_char": bits,
                     "chars_per_second": round(window.chars_per_second, 1), "best": improved})  # fmt: skip
     parts = [f"step {state.step} (epoch {state.epoch}):"]
     if window.mean_loss is not None:

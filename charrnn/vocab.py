@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import CharrnnError
+from .errors import CharrnnError, OptionError
 
 UNK_POLICIES = ("error", "skip")
 
@@ -172,4 +172,4 @@ def parse_unk_option(value: str) -> str:
         return "\n"
     if len(value) == 1:
         return value
-    raise CharrnnError(f"--unk must be error, skip or map:<char>, got {value!r}")
+    raise OptionError(f"--unk must be error, skip or map:<char>, got {value!r}")

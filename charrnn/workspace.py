@@ -91,4 +91,3 @@ class Workspace:
             shapes = self.model.config.param_shapes().items()
             self._shard_grads = {name: np.empty((shards,) + shape, self.model.dtype) for name, shape in shapes}
         return self._shard_grads
-

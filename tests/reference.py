@@ -210,6 +210,194 @@ def score_chunk(params, ids, h0, kind, top):
     return picked, top_ids, np.take_along_axis(log_probs, top_ids, axis=1)
 
 
+# ---- the layer-stack pieces, one twin per kernel (tests/test_kernel_twins.py) ----
+
+
+def layer_step(pre, Wh, h_prev, kind):
+    """h = f(pre + h_prev·Wh) for one layer and one step."""
+    return activation(pre + h_prev @ Wh, kind)
+
+
+def lookup(x, W):
+    """(T, B, H) rows of W at the ids x (B, T), time-major: the one-hot product written out densely."""
+    return np.transpose(np.eye(W.shape[0])[x] @ W, (1, 0, 2))
+
+
+def lookup_grad(x, dpre, V):
+    """Gradient of `lookup` with respect to W (V, H): one-hotᵀ · dpre."""
+    one_hot = np.transpose(np.eye(V)[x], (1, 0, 2))  # (T, B, V)
+    return np.einsum("tbv,tbh->vh", one_hot, dpre)
+
+
+def dense(X, W):
+    return X @ W
+
+
+def dense_grad(X, dpre):
+    return np.einsum("tbd,tbh->dh", X, dpre)
+
+
+def dense_input_grad(dpre, W):
+    return dpre @ W.T
+
+
+def log_softmax(row):
+    """log softmax of one row of logits, max-shifted."""
+    shifted = row - row.max()
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+def softmax_xent(logits, by, targets):
+    """(summed loss, gradient (N, V)) of time-major rows logits + by against targets (B, T)."""
+    B, T = targets.shape
+    z = logits + by
+    flat_targets = targets.T.reshape(-1)  # row t·B + b is scored against targets[b, t]
+    log_probs = np.array([log_softmax(row) for row in z])
+    grad = np.exp(log_probs)
+    grad[np.arange(B * T), flat_targets] -= 1.0
+    return -log_probs[np.arange(B * T), flat_targets].sum(), grad
+
+
+def softmax_grad_projection(top, dlogits, Wy):
+    """(dWy, dby, dtop) of logits = top·Wy + by given dlogits."""
+    return top.T @ dlogits, dlogits.sum(axis=0), dlogits @ Wy.T
+
+
+def score_rows(params, sequences, kind):
+    """Each sequence of ids scored alone from a zero state: log p(ids[t+1] | ids[:t+1])."""
+    L, H = params["Wh"].shape[0], params["Wh"].shape[1]
+    return [score_chunk(params, np.asarray(ids), np.zeros((L, 1, H)), kind, 0)[0] if len(ids) > 1 else np.empty(0)
+            for ids in sequences]
+
+
+def exp_sum(values, shift):
+    e = np.exp(values - shift)
+    return e, e.sum()
+
+
+# Every compiled kernel and its twin (a reference function, or the model-level twin that covers it).
+# tests/test_kernel_twins.py fails when a kernel of charrnn.kernels is missing here.
+TWINS = {
+    "blas._gemm": gemm, "blas._small_gemm": gemm,
+    "elementwise._activate_add": activation, "elementwise._exp_sum": exp_sum,
+    "elementwise._multiply": np.multiply, "elementwise._dropout_masks": "tests/test_kernels.py dropout statistics",
+    "elementwise._exp_remainder": exp_sum,
+    "inputs._lookup": lookup, "inputs._lookup_grad": lookup_grad, "inputs._dense": dense,
+    "inputs._dense_grad": dense_grad, "inputs._dense_input_grad": dense_input_grad,
+    "rnn._layer_step": layer_step, "rnn._add_bias": np.add, "rnn._forward_layers": forward,
+    "rnn._backward_layers": grads, "rnn._stack_step": step,
+    "heads._bias_max": np.max, "heads._log_normaliser": log_softmax, "heads._softmax_xent": softmax_xent,
+    "heads._softmax_grad_projection": softmax_grad_projection,
+    "lm._loss": loss, "lm._loss_and_grads": grads, "lm._loss_sharded": loss, "lm._loss_and_grads_sharded": grads,
+    "lm._carve_scratch": "tests/test_kernel_twins.py carve test",
+    "optim._global_norm": np.linalg.norm, "optim._clip": "tests/test_kernels.py clipping",
+    "optim._adam_step": optimizer_step, "optim._rmsprop_step": optimizer_step,
+    "optim._adagrad_step": optimizer_step, "optim._sgd_step": optimizer_step,
+    "sampling._rotl": rotl, "sampling._next_uniform": next_uniform, "sampling._rank": rank, "sampling._draw": draw,
+    "sampling._sample_block": sample_block,
+    "scoring._score_row": log_softmax, "scoring._score_chunk": score_chunk, "scoring._score_steps": score_chunk,
+    "scoring._score_rows": score_rows,
+}  # fmt: skip
+# ---- series models: dense inputs, layer stacks of several widths, the linear head, squared error ----
+
+
+def series_forward(params, units, X, kind):
+    """X (B, T, D) real values. Returns the hidden states of every layer, a list of (B, T, H), bottom first.
+    Layer l's input weights are the stack's Wx for its first layer and Wu after (kernels/series.py)."""
+    layers, below = [], X
+    stack, index = 0, 0
+    for width_index, width in enumerate(units):
+        if width_index > 0 and width != units[width_index - 1]:
+            stack, index = stack + 1, 0
+        W_in = params[f"Wx{stack}"] if index == 0 else params[f"Wu{stack}"][index - 1]
+        Wh, bh = params[f"Wh{stack}"][index], params[f"bh{stack}"][index]
+        h = np.zeros((X.shape[0], width))
+        states = []
+        for t in range(X.shape[1]):
+            h = activation(below[:, t] @ W_in + h @ Wh + bh, kind)
+            states.append(h)
+        below = np.stack(states, axis=1)
+        layers.append((below, W_in, Wh, stack, index))
+        index += 1
+    return layers
+
+
+def series_outputs(params, units, X, kind, dense, every):
+    """The head's outputs: (B, T, K) at every step or (B, K) at the last."""
+    top = series_forward(params, units, X, kind)[-1][0]
+    top = top if every else top[:, -1]
+    return top @ params["Wy"] + params["by"] if dense else top
+
+
+def series_loss(params, units, X, Y, kind, dense, every):
+    """Mean squared error over all outputs; Y (B, K) or (B, T, K)."""
+    return np.mean((series_outputs(params, units, X, kind, dense, every) - Y) ** 2)
+
+
+def series_grads(params, units, X, Y, kind, dense, every):
+    """Backpropagation through time written step by step, layer by layer, in float64."""
+    layers = series_forward(params, units, X, kind)
+    top = layers[-1][0]
+    B, T, _ = X.shape
+    out = series_outputs(params, units, X, kind, dense, every)
+    dout = 2.0 * (out - Y) / Y.size
+    grads = {name: np.zeros_like(value) for name, value in params.items()}
+    dtop = np.zeros_like(top)
+    if dense:
+        rows = top if every else top[:, -1]
+        grads["Wy"] = rows.reshape(-1, rows.shape[-1]).T @ dout.reshape(-1, dout.shape[-1])
+        grads["by"] = dout.reshape(-1, dout.shape[-1]).sum(axis=0)
+        dout = dout @ params["Wy"].T
+    if every:
+        dtop[:] = dout
+    else:
+        dtop[:, -1] = dout
+    for position in reversed(range(len(layers))):
+        h, W_in, Wh, stack, index = layers[position]
+        below = X if position == 0 else layers[position - 1][0]
+        d_below = np.zeros_like(below)
+        dh_next = np.zeros((B, h.shape[2]))
+        input_name = f"Wx{stack}" if index == 0 else f"Wu{stack}"
+        for t in reversed(range(T)):
+            dh = dtop[:, t] + dh_next
+            dpre = dh * (h[:, t] > 0) if kind == "relu" else dh * (1 - h[:, t] ** 2)
+            h_prev = np.zeros_like(h[:, 0]) if t == 0 else h[:, t - 1]
+            grads[f"Wh{stack}"][index] += h_prev.T @ dpre
+            grads[f"bh{stack}"][index] += dpre.sum(axis=0)
+            if index == 0:
+                grads[input_name] += below[:, t].T @ dpre
+            else:
+                grads[input_name][index - 1] += below[:, t].T @ dpre
+            d_below[:, t] = dpre @ W_in.T
+            dh_next = dpre @ Wh.T
+        dtop = d_below
+    return grads
+
+
+def series_forecast(params, units, X, kind, dense, every, steps):
+    """Iterated forecast the slow way: predict, append the K predictions to the series, re-run it all."""
+    forecast = []
+    while len(forecast) < steps:
+        out = series_outputs(params, units, X, kind, dense, every)
+        values = out[:, -1] if every else out
+        forecast.extend(values.T)
+        X = np.concatenate([X, values[:, :, None]], axis=1)
+    return np.stack(forecast, axis=1)[:, :steps]
+
+
+# the series driver's kernels (charrnn/kernels/series.py) and its head (heads._linear, heads._mse)
+TWINS.update({
+    "heads._linear": series_outputs, "heads._mse": series_loss,
+    "series._forward": series_forward, "series._predict_sharded": series_outputs,
+    "series._loss_and_grads": series_grads, "series._loss_and_grads_sharded": series_grads,
+    "series._forecast_sharded": series_forecast,
+    "series._common_scratch": "tests/test_series_kernels.py (every driver result above runs on its views)",
+    "series._stack_scratch": "tests/test_series_kernels.py (every driver result above runs on its views)",
+    "series._head_params": "tests/test_series_kernels.py (parameter views of the flat vector)",
+    "series._stack_params": "tests/test_series_kernels.py (parameter views of the flat vector)",
+})  # fmt: skip
+
+
 # ---- coding ----
 
 CODING_TOTAL = 1 << 24
@@ -242,3 +430,34 @@ def range_encode(symbols):
         return b""
     point = -(-low // 2**48) * 2**48
     return point.to_bytes(7 + shifts, "big")[: shifts + 1]
+
+
+def fixed_gemm(a, b, c, trans_a, trans_b, beta):
+    """op(a)·op(b) + beta·c."""
+    return (a.T if trans_a else a) @ (b.T if trans_b else b) + beta * c
+
+
+def mul_add(a, b, c):
+    return a * b + c
+
+
+def escape_frequency(escapes, coded, total=CODING_TOTAL):
+    """Units of `total` for the coder's escape symbol: total·escapes/(coded + 1), at least 1, at most 63/64."""
+    return max(1, min(total - total // 64, total * escapes // (coded + 1)))
+
+
+# the coder (charrnn/kernels/coding.py) and the strict tree's stand-ins (blas._fixed_gemm, the exp's rounded
+# multiply-add); the coder's Python-level twins are the range coder and the frequencies above, and the
+# model-level ones the recurrence and the gradient
+_DECODER = "tests/test_kernels_coding.py (decodes what range_encode writes, symbol for symbol)"
+_TEXT = "tests/test_codec.py (size = score's surprisal; any text round-trips; unknown characters)"
+TWINS.update({
+    "blas._fixed_gemm": fixed_gemm, "elementwise._mul_add_rounded": mul_add,
+    "coding._frequencies": frequencies, "coding._escape_frequency": escape_frequency,
+    "coding._advance": step, "coding._learn": grads,
+    "coding._shift_low": range_encode, "coding._encode": range_encode, "coding._flush": range_encode,
+    "coding._start_decoder": _DECODER, "coding._next_byte": _DECODER, "coding._decode_target": _DECODER,
+    "coding._decode_update": _DECODER,
+    "coding._remember": _TEXT, "coding._encode_oov": _TEXT, "coding._decode_oov": _TEXT,
+    "coding._encode_block": _TEXT, "coding._decode_block": _TEXT,
+})  # fmt: skip

@@ -98,11 +98,11 @@ def test_cli_json_and_text(authors):
     args = ["attribute", "-", "-m", str(folder / "alice.npz"), "-m", str(folder / "bob.npz"), "--by-paragraph"]
     result = runner.invoke(app, [*args, "--json"], input=text)
     assert result.exit_code == 0, result.output
-    out = json.loads(result.stdout)
-    assert out["best"] == "bob" and set(out["models"]) == {"alice", "bob"}
+    *paragraphs, out = [json.loads(line) for line in result.stdout.splitlines()]  # JSON lines, summary last
+    assert out["kind"] == "attribution" and out["best"] == "bob" and set(out["models"]) == {"alice", "bob"}
     assert {"log_likelihood_nats", "bits_per_char", "posterior"} == set(out["models"]["bob"])
     assert abs(sum(m["posterior"] for m in out["models"].values()) - 1) < 1e-9
-    assert [p["best"] for p in out["paragraphs"]] == ["bob"] * 3
+    assert [p["kind"] for p in paragraphs] == ["paragraph"] * 3 and [p["best"] for p in paragraphs] == ["bob"] * 3
     plain = runner.invoke(app, args, input=text)
     assert plain.exit_code == 0 and "verdict: bob" in plain.stdout
 
@@ -113,8 +113,10 @@ def test_cli_bad_input(authors, tmp_path, case):
     good = str(folder / "alice.npz")
     (tmp_path / "corrupt.npz").write_bytes(b"garbage")
     text = "" if case == "empty" else "abc abc"
-    other = {"missing": str(tmp_path / "nope.npz"), "corrupt": str(tmp_path / "corrupt.npz")}.get(case, good)
-    assert_user_error(runner.invoke(app, ["attribute", "-", "-m", good, "-m", other], input=text))
+    other = {"missing": str(tmp_path / "nope.npz"), "corrupt": str(tmp_path / "corrupt.npz"),
+             "empty": str(folder / "bob.npz")}.get(case, good)  # fmt: skip
+    code = 2 if case == "twice" else 1  # the same model twice is a usage mistake
+    assert_user_error(runner.invoke(app, ["attribute", "-", "-m", good, "-m", other], input=text), code)
 
 
 def test_cli_needs_a_model():

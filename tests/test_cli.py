@@ -17,8 +17,9 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 1, (result.exit_code, result.output)
+def assert_one_line_error(result, *fragments, code=1):
+    """Exit `code` (1: runtime failure, 2: usage mistake) and one `Error:` line naming the problem."""
+    assert result.exit_code == code, (result.exit_code, result.output)
     assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
@@ -39,7 +40,7 @@ def test_train_then_info(trained):
     details = json.loads(result.stdout)
     assert details["steps"] == 5 and details["config"]["hidden_size"] == 8
     assert details["total_parameters"] == sum(row["count"] for row in details["parameters"])
-    assert details["best_val_loss_bits"] == pytest.approx(details["best_val_loss_nats"] / np.log(2))
+    assert details["best_val_bits_per_char"] == pytest.approx(details["best_val_nats_per_char"] / np.log(2))
     text = invoke("info", trained).stdout
     assert "Wh" in text and "total" in text and "best validation" in text
 
@@ -106,7 +107,7 @@ def test_unwritable_output(tmp_path, corpus_file):
      ("--steps", "0", "--steps"), ("--clip", "-1", "--clip"), ("--encoding", "klingon", "klingon")],
 )  # fmt: skip
 def test_nonsense_hyperparameters(corpus_file, option, value, fragment):
-    assert_one_line_error(invoke("train", corpus_file, *SMALL, option, value), fragment)
+    assert_one_line_error(invoke("train", corpus_file, *SMALL, option, value), fragment, code=2)
 
 
 def test_bad_resume_files(tmp_path, corpus_file, trained):

@@ -26,8 +26,8 @@ def invoke(*args, stdin=None):
     return runner.invoke(app, [str(a) for a in args], input=stdin)
 
 
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 1, (result.exit_code, result.output)
+def assert_one_line_error(result, *fragments, status=1):
+    assert result.exit_code == status, (result.exit_code, result.output)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     assert "Traceback" not in result.output
@@ -73,9 +73,13 @@ def test_json_summary_and_adapt(files, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["original_bytes"] == text.stat().st_size and summary["compressed_bytes"] < summary["original_bytes"]
-    assert {"bits_per_byte", "kilobytes_per_second", "header_bytes", "characters", "escaped"} <= set(summary)
+    assert summary["kind"] == "compression" and summary["adapt"] == {"lr": 0.05, "window": 8}
+    assert {"bits_per_byte", "kilobytes_per_second", "header_bytes", "characters", "escaped_characters",
+            "cpu_seconds"} <= set(summary)  # fmt: skip
     restored = invoke("decompress", model, tmp_path / "a.crz", "-o", tmp_path / "back.txt", "--json")
-    assert restored.exit_code == 0 and json.loads(restored.stdout)["original_bytes"] == text.stat().st_size
+    record = json.loads(restored.stdout)
+    assert restored.exit_code == 0 and record["original_bytes"] == text.stat().st_size
+    assert record["kind"] == "decompression" and record["adapt"] == {"lr": 0.05, "window": 8}
     assert (tmp_path / "back.txt").read_bytes() == text.read_bytes()
 
 
@@ -116,12 +120,16 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(files, tmp_path):
         (("compress", model, tmp_path / "missing.txt"), ("missing.txt does not exist",)),
         (("compress", tmp_path / "nope.npz", text, "-o", tmp_path / "x.crz"), ("nope.npz does not exist",)),
         (("compress", model, tmp_path), ("is not a file",)),
-        (("compress", model, text, "-o", "-", "--json"), ("--json prints on stdout",)),
-        (("compress", model, text, "-o", tmp_path / "y.crz", "--adapt", "--adapt-lr", "0"), ("learning rate",)),
-        (("compress", model, text, "-o", tmp_path / "y.crz", "--adapt", "--adapt-window", "0"), ("window",)),
     ]
     for args, fragments in cases:
         assert_one_line_error(invoke(*args), *fragments)
+    usage = [  # a bad option value is a usage error: status 2, as Click's own
+        (("compress", model, text, "-o", "-", "--json"), ("--json prints on stdout",)),
+        (("compress", model, text, "-o", tmp_path / "y.crz", "--adapt", "--adapt-lr", "0"), ("--adapt-lr",)),
+        (("compress", model, text, "-o", tmp_path / "y.crz", "--adapt", "--adapt-window", "0"), ("--adapt-window",)),
+    ]
+    for args, fragments in usage:
+        assert_one_line_error(invoke(*args), *fragments, status=2)
     assert not out.exists() and not (tmp_path / "y.crz").exists() and not (tmp_path / "x.crz").exists()
     assert not list(tmp_path.glob(".*.part"))  # atomic writes leave no temporary behind
 

@@ -19,8 +19,9 @@ import pytest
 from typer.testing import CliRunner
 
 from charrnn.assemble import python_stdlib_text
+from charrnn.cachedir import cache_home
 from charrnn.cli import app
-from charrnn.corpora import Corpus, default_cache_dir, get_corpus, list_corpora, load_registry
+from charrnn.corpora import Corpus, get_corpus, list_corpora, load_registry
 from charrnn.errors import CharrnnError
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -262,9 +263,9 @@ def test_bad_registry_entries_are_reported(tmp_path, change, phrase):
 
 def test_default_cache_dir_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert default_cache_dir() == tmp_path / "charrnn"
+    assert cache_home() == tmp_path / "charrnn"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
-    assert default_cache_dir() == Path.home() / ".cache" / "charrnn"
+    assert cache_home() == Path.home() / ".cache" / "charrnn"
 
 
 # ---- the offline corpus ----
@@ -312,7 +313,9 @@ def test_cli_corpus_list():
     assert result.exit_code == 0
     assert "tinyshakespeare" in result.stdout and "pinned" in result.stdout and "GPL-2.0" in result.stdout
     result = runner.invoke(app, ["corpus", "list", "--json"])
-    assert {"name", "url", "sha256", "size", "license"} <= set(json.loads(result.stdout)[0])
+    records = [json.loads(line) for line in result.stdout.splitlines()]  # one record per corpus
+    assert {"kind", "name", "url", "download_sha256", "download_size_bytes", "license"} <= set(records[0])
+    assert len(records) == result.stdout.count("\n") and all(r["kind"] == "corpus" for r in records)
 
 
 def test_cli_corpus_get_bad_name_is_one_line_error():
@@ -335,6 +338,10 @@ def test_cli_corpus_get_downloads_and_copies(server, tmp_path):
     copy = tmp_path / "copy.txt"
     result = runner.invoke(app, [*args, "-q", "-o", str(copy)])
     assert result.stdout.strip() == str(copy) and copy.read_bytes() == BODY
+    result = runner.invoke(app, [*args, "-q", "--json"])
+    record = json.loads(result.stdout)
+    assert record["kind"] == "corpus" and record["name"] == "small" and Path(record["path"]).read_bytes() == BODY
+    assert record["size_bytes"] == len(BODY) and record["download_sha256"] == hashlib.sha256(BODY).hexdigest()
 
 
 def test_cli_corpus_get_failed_download_is_one_line_error(server, tmp_path):

@@ -72,7 +72,7 @@ def test_fine_tuning_with_an_extended_vocabulary(tmp_path, base_model, new_corpu
 
 def test_extend_vocab_needs_init_from(tmp_path, new_corpus):
     result = invoke("train", new_corpus, "--extend-vocab", *SMALL)
-    assert result.exit_code == 1 and "--extend-vocab needs --init-from" in result.stderr
+    assert result.exit_code == 2 and "--extend-vocab needs --init-from" in result.stderr
 
 
 def log_probs(model, ids):

@@ -8,10 +8,12 @@ import pytest
 from conftest import make_text
 from typer.testing import CliRunner
 
+from charrnn.cachedir import ids_cache_dir
 from charrnn.cli import app
-from charrnn.data import prepare_data, read_text
+from charrnn.data import prepare_data
+from charrnn.decode import read_text
 from charrnn.errors import CharrnnError
-from charrnn.idcache import default_cache_dir, encode_corpus, scan_corpus
+from charrnn.idcache import encode_corpus, scan_corpus
 from charrnn.train import ids_hash
 from charrnn.vocab import Vocab
 
@@ -70,10 +72,11 @@ def test_cache_reuse_and_invalidation_through_the_cli(tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text(make_text(3000))
     cache = tmp_path / "xdg-cache" / "charrnn" / "ids"  # the default under $XDG_CACHE_HOME (set by conftest)
-    assert default_cache_dir(dict(os.environ)) == cache
+    assert ids_cache_dir() == cache
 
     def train(*extra):
-        result = runner.invoke(app, ["train", str(corpus), "-o", str(tmp_path / "m.npz"), *SMALL, *extra])
+        result = runner.invoke(app, ["train", str(corpus), "-o", str(tmp_path / "m.npz"), "--force", *SMALL,
+                                    *extra])
         assert result.exit_code == 0, result.output
         return result
 

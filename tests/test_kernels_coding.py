@@ -122,6 +122,12 @@ def test_frequencies_match_reference(dtype):
         assert np.abs(freq - twin).max() <= (2 if dtype == "float64" else 200), np.abs(freq - twin).max()
 
 
+def test_escape_frequency_matches_reference():
+    for escapes, coded in [(0, 0), (0, 10**9), (1, 0), (1, 9), (3, 1000), (10**6, 10**6), (5, 5)]:
+        counters = np.array([coded, escapes, 0, 0], np.int64)
+        assert coding._escape_frequency(counters) == reference.escape_frequency(escapes, coded)
+
+
 def test_frequencies_of_a_diverged_model_are_uniform():
     model = random_model(hidden=6, seed=1)
     p, V = model.params, model.config.vocab_size

@@ -217,9 +217,10 @@ def test_cli_json_one_object_per_sample(model_file):
     objects = [json.loads(line) for line in result.stdout.splitlines()]
     assert [o["sample"] for o in objects] == [0, 1, 2]
     for o in objects:
-        assert {"text", "log_prob_sampling", "log_prob_model", "seed", "prime", "stopped"} <= set(o)
-        assert len(o["text"]) == 25 and o["seed"] == 1
-        assert o["log_prob_model"] <= 0
+        assert {"kind", "text", "sampling_log_likelihood_nats", "log_likelihood_nats", "bits_per_char", "seed",
+                "prime", "stopped"} <= set(o)  # fmt: skip
+        assert len(o["text"]) == 25 and o["seed"] == 1 and o["kind"] == "sample"
+        assert o["log_likelihood_nats"] <= 0
 
 
 def test_cli_same_seed_same_bytes(model_file):
@@ -229,13 +230,16 @@ def test_cli_same_seed_same_bytes(model_file):
 
 @pytest.mark.parametrize(
     "args",
-    [["--temperature", "0"], ["--temperature", "-2"], ["--temperature", "nan"], ["--top-p", "0"],
-     ["--top-p", "1.5"], ["--top-k", "-1"], ["-n", "-5"], ["--prime", "xyz"], ["--unk", "bogus"],
-     ["--prime", "a", "--prime-file", "nope.txt"], ["--prime-file", "missing.txt"], ["--stop", "Q"]],
+    [(["--temperature", "0"], 2), (["--temperature", "-2"], 2), (["--temperature", "nan"], 2), (["--top-p", "0"], 2),
+     (["--top-p", "1.5"], 2), (["--top-k", "-1"], 2), (["-n", "-5"], 2), (["--prime", "xyz"], 1),
+     (["--unk", "bogus"], 2), (["--prime", "a", "--prime-file", "nope.txt"], 2), (["--prime-file", "missing.txt"], 1),
+     (["--stop", "Q"], 1)],
 )  # fmt: skip
 def test_cli_bad_input_is_one_line_error(model_file, args):
+    """Option values out of range are usage mistakes (exit 2); what depends on files or the model, exit 1."""
+    args, code = args
     result = runner.invoke(app, ["sample", str(model_file), *args])
-    assert_user_error(result)
+    assert_user_error(result, code)
 
 
 def test_cli_missing_or_corrupt_model(tmp_path):

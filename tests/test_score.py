@@ -119,28 +119,35 @@ def test_cli_file_stdin_and_text_agree(model_file, tmp_path):
 def test_cli_per_char_and_per_line(model_file):
     result = runner.invoke(app, ["score", str(model_file), "--text", TEXT, "--per-char", "--per-line", "--json"])
     assert result.exit_code == 0, result.output
-    out = json.loads(result.stdout)
-    assert len(out["per_char"]) == len(TEXT) - 1 and len(out["per_char"][0]["alternatives"]) == 3
-    assert len(out["lines"]) == len(TEXT.splitlines())
+    records = [json.loads(line) for line in result.stdout.splitlines()]  # JSON lines: chars, lines, summary
+    chars = [r for r in records if r["kind"] == "char"]
+    lines = [r for r in records if r["kind"] == "line"]
+    assert len(chars) == len(TEXT) - 1 and len(chars[0]["alternatives"]) == 3
+    assert len(lines) == len(TEXT.splitlines()) and records[-1]["kind"] == "score"
+    assert records == chars + lines + records[-1:]
+    assert sum(r["log_likelihood_nats"] for r in lines) == pytest.approx(records[-1]["log_likelihood_nats"])
     text = runner.invoke(app, ["score", str(model_file), "--text", TEXT, "--per-char", "--per-line"])
     assert text.exit_code == 0 and "bits/char" in text.stdout and "perplexity" in text.stdout
 
 
 def test_cli_reports_unknown_characters(model_file):
     result = runner.invoke(app, ["score", str(model_file), "--text", "abzz cd", "--unk", "skip", "--json"])
-    assert json.loads(result.stdout)["unknown"] == {"policy": "skip", "total": 2, "characters": {"z": 2}}
+    assert json.loads(result.stdout)["unknown"] == {"policy": "skip", "total": 2, "characters": {"z": 2},
+                                                    "first_positions": {"z": 2}}
     result = runner.invoke(app, ["score", str(model_file), "--text", "abzz cd", "--unk", "map:a"])
     assert "mapped to 'a'" in result.stdout
 
 
 @pytest.mark.parametrize(
     "args",
-    [["--text", ""], ["--text", "a"], ["--text", "abz"], [], ["missing.txt"], ["-", "--text", "ab"],
-     ["--text", "ab", "--unk", "map:Q"], ["--text", "ab", "--alternatives", "-1"]],
+    [(["--text", ""], 1), (["--text", "a"], 1), (["--text", "abz"], 1), ([], 2), (["missing.txt"], 1),
+     (["-", "--text", "ab"], 2), (["--text", "ab", "--unk", "map:Q"], 1),
+     (["--text", "ab", "--alternatives", "-1"], 2)],
 )  # fmt: skip
 def test_cli_bad_input_is_one_line_error(model_file, args):
+    args, code = args
     result = runner.invoke(app, ["score", str(model_file), *args])
-    assert_user_error(result)
+    assert_user_error(result, code)
 
 
 def test_cli_empty_stdin_and_bad_models(model_file, tmp_path):
@@ -162,8 +169,8 @@ def test_score_baseline_beside_the_model(tmp_path):
     train.write_text(TEXT * 20)
     result = CliRunner().invoke(app, ["score", str(tmp_path / "m.npz"), str(train), "--baseline", str(train), "--json"])
     assert result.exit_code == 0, result.output
-    baselines = json.loads(result.stdout)["baselines_nats_per_char"]
-    assert sorted(int(k) for k in baselines) == [1, 2, 3, 4, 5]
-    assert baselines["5"] < baselines["1"]
+    baselines = {row["order"]: row["nats_per_char"] for row in json.loads(result.stdout)["baselines"]}
+    assert sorted(baselines) == [1, 2, 3, 4, 5]
+    assert baselines[5] < baselines[1]
     text_result = CliRunner().invoke(app, ["score", str(tmp_path / "m.npz"), str(train), "--baseline", str(train)])
     assert "5-gram baseline" in text_result.stdout

@@ -185,6 +185,6 @@ def test_cli_synth_brackets_prints_rate(tmp_path):
 def test_cli_synth_bad_parameters_are_one_line_errors(tmp_path):
     args = ["corpus", "synth", "brackets", "--p-open", "0.5", "--p-close", "0.3", "-o", str(tmp_path / "x")]
     result = runner.invoke(app, args)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a parameter out of range: a usage mistake
     assert result.stderr.startswith("Error: ") and result.stderr.strip().count("\n") == 0
     assert "Traceback" not in result.output and not (tmp_path / "x").exists()

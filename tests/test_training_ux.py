@@ -11,12 +11,11 @@ from conftest import make_text
 from typer.testing import CliRunner
 
 import charrnn.model
-import charrnn.train
 import charrnn.workspace
 from charrnn.cli import app
 from charrnn.model import ModelConfig, load_checkpoint
 from charrnn.preview import SamplePreview
-from charrnn.train import TrainConfig, train
+from charrnn.train import TrainConfig, train  # also loads sys.modules["charrnn.train"]
 from charrnn.vocab import Vocab
 
 runner = CliRunner()
@@ -46,7 +45,7 @@ def test_samples_are_shown_at_each_evaluation(tmp_path, corpus_file):
                    "--sample-every", "0", *SMALL)  # fmt: skip
     assert quiet.exit_code == 0 and "sample at step" not in quiet.stderr
     bad = invoke("train", corpus_file, "--sample-temperatures", "0.5,-1", *SMALL)
-    assert bad.exit_code == 1 and bad.stderr.startswith("Error: --sample-temperatures")
+    assert bad.exit_code == 2 and bad.stderr.startswith("Error: --sample-temperatures")
 
 
 def test_sampling_does_not_perturb_training(tmp_path):
@@ -81,14 +80,16 @@ def test_metrics_log_fresh_and_resumed(tmp_path, corpus_file):
     assert invoke("train", corpus_file, "-o", model, "--steps", "6", "--eval-every", "3", *SMALL).exit_code == 0
     records = read_lines(tmp_path / "m.metrics.jsonl")
     assert [r["step"] for r in records] == [3, 6]
-    keys = {"step", "epoch", "elapsed", "lr", "train_loss", "val_loss", "val_bpc", "chars_per_second"}
+    keys = {"step", "epoch", "elapsed_seconds", "lr", "train_nats_per_char", "val_nats_per_char",
+            "val_bits_per_char", "chars_per_second"}  # fmt: skip
     assert keys <= set(records[0])
-    assert records[0]["val_bpc"] == pytest.approx(records[0]["val_loss"] / math.log(2))
-    assert records[1]["elapsed"] >= records[0]["elapsed"] > 0
+    assert records[0]["val_bits_per_char"] == pytest.approx(records[0]["val_nats_per_char"] / math.log(2))
+    assert records[1]["elapsed_seconds"] >= records[0]["elapsed_seconds"] > 0
     result = invoke("train", corpus_file, "-o", model, "--resume", model, "--steps", "9", "--eval-every", "3", *SMALL)
     assert result.exit_code == 0, result.output
     assert [r["step"] for r in read_lines(tmp_path / "m.metrics.jsonl")] == [3, 6, 9]
-    assert invoke("train", corpus_file, "-o", model, "--steps", "3", "--eval-every", "3", *SMALL).exit_code == 0
+    assert invoke("train", corpus_file, "-o", model, "--steps", "3", "--eval-every", "3", "--force",
+                  *SMALL).exit_code == 0  # fmt: skip
     assert [r["step"] for r in read_lines(tmp_path / "m.metrics.jsonl")] == [3]  # a fresh run truncates
 
 
@@ -108,8 +109,10 @@ def test_curves_in_the_terminal(trained_with_metrics):
     assert len(lines) == 1 + 8 + 2 and "◆" in result.stdout and "•" in result.stdout
     ascii_plot = invoke("curves", trained_with_metrics, "--ascii", "--x", "time").stdout
     assert ascii_plot.isascii() and "seconds" in ascii_plot
-    data = json.loads(invoke("curves", trained_with_metrics.with_name("m.metrics.jsonl"), "--json").stdout)
-    assert [r["step"] for r in data["records"]] == [3, 6, 9, 12] and data["png"] is None
+    output = invoke("curves", trained_with_metrics.with_name("m.metrics.jsonl"), "--json").stdout
+    *records, summary = [json.loads(line) for line in output.splitlines()]
+    assert [r["step"] for r in records] == [3, 6, 9, 12] and {r["kind"] for r in records} == {"metrics"}
+    assert summary["kind"] == "curves" and summary["png"] is None and summary["evaluations"] == 4
 
 
 def test_curves_png_is_a_valid_image(tmp_path, trained_with_metrics):
@@ -183,7 +186,7 @@ def test_repeated_blow_ups_stop_with_the_last_good_model(tmp_path, corpus_file):
 
 def test_patience_stops_and_keeps_the_best(tmp_path, corpus_file, monkeypatch):
     losses = iter([3.0, 2.0, 2.5, 2.1, 2.2, 1.0])
-    monkeypatch.setattr(charrnn.train, "evaluate", lambda *args: next(losses))
+    monkeypatch.setattr(sys.modules["charrnn.train"], "evaluate", lambda *args: next(losses))
     output = tmp_path / "m.npz"
     result = invoke("train", corpus_file, "-o", output, "--steps", "100", "--eval-every", "2", "--patience", "3",
                     "--sample-every", "0", *SMALL)  # fmt: skip
@@ -196,7 +199,7 @@ def test_patience_stops_and_keeps_the_best(tmp_path, corpus_file, monkeypatch):
 
 def test_patience_needs_validation(tmp_path, corpus_file):
     result = invoke("train", corpus_file, "--val-frac", "0", "--patience", "2", *SMALL)
-    assert result.exit_code == 1 and "--patience needs validation text" in result.stderr
+    assert result.exit_code == 2 and "--patience needs validation text" in result.stderr
 
 
 def test_new_commands_and_options_have_help():

@@ -57,8 +57,9 @@ def save(model, path):
     return path
 
 
-def assert_user_error(result):
-    """A CliRunner result is an expected failure: exit 1, one `Error: ...` line on stderr, no traceback."""
-    assert result.exit_code == 1, result.output
+def assert_user_error(result, code=1):
+    """A CliRunner result is an expected failure: exit `code` (1: runtime, 2: usage mistake), one `Error: ...`
+    line on stderr, no traceback."""
+    assert result.exit_code == code, result.output
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.output

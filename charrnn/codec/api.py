@@ -47,9 +47,9 @@ class CodingStats:
 
     def to_dict(self) -> dict:
         return {"original_bytes": self.original_bytes, "compressed_bytes": self.compressed_bytes,
-                "header_bytes": self.header_bytes, "characters": self.characters, "escaped": self.escaped,
-                "bits_per_byte": self.bits_per_byte, "seconds": self.seconds,
-                "kilobytes_per_second": self.kilobytes_per_second}  # fmt: skip
+                "header_bytes": self.header_bytes, "characters": self.characters,
+                "escaped_characters": self.escaped, "bits_per_byte": self.bits_per_byte,
+                "cpu_seconds": self.seconds, "kilobytes_per_second": self.kilobytes_per_second}  # fmt: skip
 
 
 def compress(model: Model, data: bytes, adapt: Adaptation | None = None,

@@ -46,10 +46,12 @@ class Adaptation:
     window: int
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.lr < 10.0:
-            raise CharrnnError(f"the adaptive learning rate must be in (0, 10), got {self.lr}")
+        if not 0.0 < self.lr <= 10.0:
+            raise CharrnnError(f"the adaptive learning rate (--adapt-lr) must be in (0, 10], got {self.lr}")
         if not 1 <= self.window <= MAX_WINDOW:
-            raise CharrnnError(f"the adaptive window must be 1..{MAX_WINDOW} characters, got {self.window}")
+            raise CharrnnError(
+                f"the adaptive window (--adapt-window) must be 1..{MAX_WINDOW} characters, got {self.window}"
+            )
 
 
 DEFAULT_ADAPTATION = (0.02, 32)  # (lr, window): SGD's sweet spot on the benchmark's texts (benchmarks/compression.py)

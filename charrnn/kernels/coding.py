@@ -4,7 +4,7 @@ Everything here is compiled without fastmath and calls only strict twins (strict
 the decoder — the same kernels, `_frequencies` and `_advance`, in both directions — derive the same
 frequencies on any CPU. Per character:
 
-    freq = _frequencies(state)        the head, `_bias_max`, the vectorised exp (`_exp_sum`), quantised
+    freq = _frequencies(state)        the head: `_bias_max`, `_log_normaliser` (its exps and sum), quantised
     code the character with freq      (or the escape symbol, then the character outside the vocabulary)
     state = _advance(state, char)     the row lookup and `rnn._stack_step`, the sampler's step
 
@@ -28,14 +28,14 @@ end), so the payload is the information content plus one or two bytes.
 import numpy as np
 from numba import njit
 
-from . import blas, elementwise, heads, inputs, lm, optim, rnn
+from . import blas, heads, inputs, lm, optim, rnn
 from .strict import STRICT_OPTIONS, strict
 
 _lookup = strict(inputs._lookup)
 _stack_step = strict(rnn._stack_step)
 _product = strict(blas._fixed_gemm)
 _bias_max = strict(heads._bias_max)
-_exp_sum = strict(elementwise._exp_sum)
+_log_normaliser = strict(heads._log_normaliser)
 _loss_and_grads = strict(lm._loss_and_grads)  # adaptive coding: training's own forward and BPTT
 _global_norm = strict(optim._global_norm)
 _clip = strict(optim._clip)
@@ -71,7 +71,8 @@ def _frequencies(h_top, Wy, by, logits, freq, escape):
     _product(h_top, Wy, logits, False, False, 0.0)
     row = logits[0]
     top = _bias_max(row, by)
-    total = float(_exp_sum(row, top))
+    _, exps = _log_normaliser(row, top)  # the exps, in place, and their sum (its log, from libm, is not used)
+    total = float(exps)
     budget = TOTAL - escape
     freq[V] = escape
     if not (total >= 1.0 and total <= V):  # the maximum contributes exp(0) = 1; NaN fails both

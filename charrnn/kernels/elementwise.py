@@ -59,7 +59,6 @@ def _activate_add(pre, acc, act):
             flat_out[i] = p / q
 
 
-
 @njit(cache=True, fastmath=FAST, error_model="numpy")
 def _dropout_masks(masks, keep, rng_state):
     """Fill masks with 0 (dropped, probability 1-keep) or 1/keep (inverted dropout: no rescaling at
@@ -207,4 +206,3 @@ def _exp_sum(values, shift):
         values[j] = e
         total += e
     return total
-

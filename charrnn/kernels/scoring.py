@@ -7,7 +7,7 @@ so tests can hold the two paths to each other.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from . import FAST
 from .blas import _gemm
@@ -75,3 +75,41 @@ def _score_steps(x, y, Wx, Wu, Wh, bh, Wy, by, h, logp, act):
         _stack_step(pre[0], Wu, Wh, bh, h, tmp, act)
         _gemm(h[L - 1], Wy, logits, False, False, 0.0)
         logp[t] = _score_row(logits[0], by, y[t], work, order, no_ids, no_logp)
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy", parallel=True)
+def _score_rows(x, y, lengths, Wx, Wu, Wh, bh, Wy, by, h0, h_final, bounds, logp, act):
+    """Log-probabilities of B independent sequences of different lengths, padded into rows, at batch speed.
+
+    x, y (B, T) input and target ids (row b is real up to lengths[b] <= T, padding after it is computed
+    but never read); h0 (L, B, H) each row's state before the chunk; h_final (L, B, H) receives each
+    row's state after its last real position (h0's row when lengths[b] == 0); logp (B, T) float64
+    receives log p(y[b, t] | ...) for t < lengths[b]. bounds (S+1,) row boundaries of shards run in
+    parallel; a row's result depends on its shard's rows (BLAS over them), never on the thread count.
+    """
+    S = bounds.size - 1
+    L, _, H = h0.shape
+    T = x.shape[1]
+    V = Wy.shape[1]
+    for s in prange(S):
+        lo, hi = bounds[s], bounds[s + 1]
+        rows = hi - lo
+        hs = np.empty((L, T, rows, H), dtype=h0.dtype)
+        pre = np.empty((T, rows, H), dtype=h0.dtype)
+        logits = np.empty((T * rows, V), dtype=h0.dtype)
+        work = np.empty(V, dtype=h0.dtype)
+        order = np.empty(V, dtype=np.int64)
+        no_ids = np.empty(0, dtype=np.int64)
+        no_logp = np.empty(0, dtype=np.float64)
+        empty = pre[:0].reshape((0, 1, 1, 1))
+        _lookup(x[lo:hi], Wx, pre)
+        top = _forward_layers(pre, Wu, Wh, bh, np.ascontiguousarray(h0[:, lo:hi]), hs, empty, empty, act)
+        _gemm(top, Wy, logits, False, False, 0.0)
+        for b in range(rows):
+            n = lengths[lo + b]
+            for t in range(n):
+                logp[lo + b, t] = _score_row(logits[t * rows + b], by, y[lo + b, t], work, order, no_ids, no_logp)
+            if n > 0:
+                h_final[:, lo + b] = hs[:, n - 1, b]
+            else:
+                h_final[:, lo + b] = h0[:, lo + b]
