@@ -70,8 +70,8 @@ def test_readme_train_defaults_match_the_code():
 
 def test_readme_links_and_images_resolve():
     """Every relative link or image of the README and the docs/ pages points at a file that exists (the pages
-    that are to come with their commands, compression.md and documents.md, excepted)."""
-    pending = {"docs/compression.md", "docs/documents.md"}
+    that are to come with their commands, documents.md, excepted)."""
+    pending = {"docs/documents.md"}
     for base, text in [(ROOT, README), *[(ROOT / "docs", page) for page in PAGES.values()]]:
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
             if "://" in target:

@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..errors import CharrnnError
-from . import attribute, corpus, curves, engine, export, info, rerank, sample, score, series, spot, train, viz
+from . import attribute, codec, corpus, curves, engine, export, info, rerank, sample, score, series, spot, train, viz
 from .common import StdoutError, Terminated, describe, guarded_stdout, signals_as_exceptions, silence_stdout
 
 # Click's base exception, reached through Typer's public BadParameter: recent Typer releases vendor Click
@@ -101,6 +101,8 @@ app.command()(viz.viz)
 app.command()(rerank.rerank)
 app.command()(spot.spot)
 app.command(name="sweep")(engine.sweep)  # grid or random search over `charrnn train`
+app.command()(codec.compress)
+app.command()(codec.decompress)
 
 
 def main() -> None:
