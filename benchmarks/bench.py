@@ -101,6 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"fp32 peak GFLOP/s of one core (default {PEAK_GFLOPS_PER_CORE}, this machine's)",
     )
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is importable")
+    parser.add_argument("--no-jax", action="store_true", help="skip JAX even when it is importable")
     for section in ("throughput", "startup", "memory"):
         parser.add_argument(f"--{section}", action="store_true", help=f"run the {section} section (see above)")
     args = parser.parse_args(argv)
@@ -147,9 +148,9 @@ def run_worker(spec: dict) -> list[dict]:
     return rows
 
 
-def throughput(settings: dict, with_torch: bool) -> list[dict]:
-    """All workers: for each thread count and H, charrnn's, then PyTorch's."""
-    frameworks = ["charrnn", "torch"] if with_torch else ["charrnn"]
+def throughput(settings: dict, peers: list[str]) -> list[dict]:
+    """All workers: for each thread count and H, charrnn's, then each peer's (PyTorch, JAX)."""
+    frameworks = ["charrnn", *peers]
     jobs = [
         (threads, hidden, fw) for threads in settings["threads"] for hidden in settings["hidden"] for fw in frameworks
     ]
@@ -207,13 +208,17 @@ def main(argv: list[str] | None = None) -> None:
     if load and load[0] > 0.5:
         log(f"warning: load average {load[0]:.2f} — other work is running, timings will be unreliable")
     with_torch = not args.no_torch and has_module("torch")
+    with_jax = not args.no_jax and has_module("jax") and has_module("optax")
     if not with_torch:
-        log("PyTorch is not importable (or --no-torch): charrnn rows only")
+        log("PyTorch is not importable (or --no-torch): no PyTorch rows")
+    if not with_jax:
+        log("JAX/optax are not importable (or --no-jax): no JAX rows")
+    peers = [name for name, present in (("torch", with_torch), ("jax", with_jax)) if present]
     has_sampler = has_module("charrnn.generate")
     if not has_sampler:
         log("charrnn.generate is missing on this tree: sampling rows and `charrnn sample` start-up are skipped")
 
-    rows = throughput(settings, with_torch) if "throughput" in args.sections else []
+    rows = throughput(settings, peers) if "throughput" in args.sections else []
     summary = summarize(rows, args.peak_per_core)
     startup_result = memory_result = None
     if "startup" in args.sections:
@@ -244,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
             "quick": args.quick,
             "sections": args.sections,
             "torch": with_torch,
+            "jax": with_jax,
         },
         "flops": {
             "formula": FLOPS_FORMULA,
@@ -254,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         "startup": startup_result,
         "memory": memory_result,
         "targets": target_list,
+        "checks": [r for r in rows if r.get("kind") == "check"],
         "errors": [r for r in rows if r.get("kind") == "error"],
         "rows": rows,
         "wall_s": time.perf_counter() - started,

@@ -59,7 +59,8 @@ def summarize(rows: list[dict], peak_per_core: float) -> dict[str, list[dict]]:
             None,
         )
         torch = _best(_find(rows, framework="torch", kind=kind, **where))
-        vocab = (ours or torch or {}).get("vocab_size", 65)
+        jax = _best(_find(rows, framework="jax", kind=kind, **where))
+        vocab = (ours or torch or jax or {}).get("vocab_size", 65)
         flops = training_flops(hidden, vocab) if kind == "train" else forward_flops(hidden, vocab)
         line = {
             **where,
@@ -68,6 +69,8 @@ def summarize(rows: list[dict], peak_per_core: float) -> dict[str, list[dict]]:
             "torch_chars_per_s": torch and torch["chars_per_s"],
             "torch_variant": torch and torch["variant"],
             "ratio": ours and torch and ours["chars_per_s"] / torch["chars_per_s"],
+            "jax_chars_per_s": jax and jax["chars_per_s"],
+            "ratio_jax": ours and jax and ours["chars_per_s"] / jax["chars_per_s"],
             "flops_per_char": flops,
         }
         if ours:
@@ -93,10 +96,11 @@ def _target(name: str, config: str, goal: str, measured: float | None, ok: bool 
     return {"name": name, "config": config, "target": goal, "measured": measured, "pass": ok}
 
 
-def _ratio_target(summary: dict, kind: str, name: str, hidden: int, goal: float, threads: int) -> dict:
-    """A charrnn/PyTorch ratio target at B=64, T=64."""
+def _ratio_target(summary: dict, kind: str, name: str, hidden: int, goal: float, threads: int,
+                  field: str = "ratio") -> dict:  # fmt: skip
+    """A charrnn/peer ratio target at B=64, T=64 (field "ratio": PyTorch, "ratio_jax": JAX)."""
     s = _line(summary, kind, hidden=hidden, batch=64, threads=threads)
-    ratio = s and s["ratio"]
+    ratio = s and s.get(field)
     return _target(f"{name}, H={hidden}", f"B=64 T=64 threads={threads}", f">= {goal}x", ratio,
                    None if ratio is None else ratio >= goal)  # fmt: skip
 
@@ -115,6 +119,12 @@ def targets(summary: dict, startup: dict | None, memory: dict | None, threads: i
     result.append(_target("sampling chars/s", config, ">= 150000", rate, None if rate is None else rate >= 150_000))
     for hidden in (128, 256, 512):
         result.append(_ratio_target(summary, "score", "scoring vs PyTorch forward", hidden, 1.8, threads))
+    for hidden in (128, 256, 512):  # issue 19: against JAX (jit, lax.scan), the strongest CPU peer
+        result.append(_ratio_target(summary, "train", "training vs JAX", hidden, 1.5, threads, "ratio_jax"))
+    s = _line(summary, "sample", hidden=256, batch=1, threads=threads)
+    ratio = s and s.get("ratio_jax")
+    result.append(_target("sampling vs JAX lax.scan loop", f"B=1 H=256 threads={threads}", ">= 2x", ratio,
+                          None if ratio is None else ratio >= 2))  # fmt: skip
     warm = startup and startup.get("sample_warm_s")
     result.append(
         _target(
@@ -173,6 +183,8 @@ def markdown(summary: dict, startup: dict | None, memory: dict | None, target_li
                 _num(s["charrnn_chars_per_s"]),
                 _num(s["torch_chars_per_s"]) + (f" ({s['torch_variant']})" if s["torch_variant"] else ""),
                 _num(s["ratio"], 2, "x"),
+                _num(s.get("jax_chars_per_s")),
+                _num(s.get("ratio_jax"), 2, "x"),
                 _num(s.get("gflops"), 1),
                 _pct(s.get("peak_fraction")),
                 _num(s.get("blas_bound_chars_per_s")),
@@ -186,6 +198,8 @@ def markdown(summary: dict, startup: dict | None, memory: dict | None, target_li
             "threads",
             "charrnn",
             "PyTorch (best variant)",
+            "ratio",
+            "JAX",
             "ratio",
             "GFLOP/s",
             "% peak",
@@ -202,11 +216,14 @@ def markdown(summary: dict, startup: dict | None, memory: dict | None, target_li
                 _num(s["charrnn_chars_per_s"]) if not s["skipped"] else "skipped",
                 _num(s["torch_chars_per_s"]) + (f" ({s['torch_variant']})" if s["torch_variant"] else ""),
                 _num(s["ratio"], 1, "x"),
+                _num(s.get("jax_chars_per_s")),
+                _num(s.get("ratio_jax"), 2, "x"),
                 _num(s.get("gflops"), 1),
             ]
             for s in summary["sample"]
         ]
-        header = ["H", "streams", "threads", "charrnn sample()", "PyTorch eager loop", "ratio", "GFLOP/s"]
+        header = ["H", "streams", "threads", "charrnn sample()", "PyTorch eager loop", "ratio", "JAX lax.scan",
+                  "ratio", "GFLOP/s"]  # fmt: skip
         notes = sorted({s["skipped"] for s in summary["sample"] if s["skipped"]})
         parts.append(
             "### Sampling, chars/s (all streams together)\n\n"
@@ -243,7 +260,8 @@ def markdown(summary: dict, startup: dict | None, memory: dict | None, target_li
         ]
         for t in target_list
     ]
-    parts.append("### Targets (issue 4)\n\n" + _table(["target", "configuration", "goal", "measured", "result"], lines))
+    header = ["target", "configuration", "goal", "measured", "result"]
+    parts.append("### Targets (issues 4 and 19)\n\n" + _table(header, lines))
     return "\n\n".join(parts) + "\n"
 
 

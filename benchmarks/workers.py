@@ -369,9 +369,62 @@ def torch_worker(spec: dict) -> None:
     )
 
 
+# ---- JAX ----
+
+
+def jax_worker(spec: dict) -> None:
+    import os
+
+    # XLA sizes its CPU thread pool from the affinity mask: restrict it before jax is imported
+    os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: spec["threads"]]))
+    import jax
+    from jax_model import init_params, jax_sampler, jax_score_step, jax_train_step
+
+    params = init_params(spec["vocab_size"], spec["hidden"])
+    for batch in spec["batches"]:
+        chunks = random_chunks(spec["vocab_size"], batch, spec["seq_len"])
+        log(f"  jax train/score H={spec['hidden']} B={batch} threads={spec['threads']}")
+        rate = steady_rate(jax_train_step(params, cycle(chunks), batch), batch * spec["seq_len"], spec)
+        emit(row(spec, "train", batch, variant="jit+scan", **rate))
+        rate = steady_rate(jax_score_step(params, cycle(chunks), batch), batch * spec["seq_len"], spec)
+        emit(row(spec, "score", batch, variant="jit+scan", **rate))
+    for count, length in spec["sample_lengths"].items():
+        count = int(count)
+        log(f"  jax sample H={spec['hidden']} B={count} threads={spec['threads']}")
+        rate = steady_rate(jax_sampler(params, count, length), count * length, spec)
+        emit(row(spec, "sample", count, variant="jit+scan", **rate))
+    emit({"kind": "check", "framework": "jax", "hidden": spec["hidden"], **jax_gradient_check(spec)})
+    emit({"kind": "info", "framework": "jax", "jax_version": jax.__version__,
+          "affinity": sorted(os.sched_getaffinity(0))})  # fmt: skip
+
+
+def jax_gradient_check(spec: dict) -> dict:
+    """charrnn's and JAX's loss and gradients on the same weights and chunk (B=4, T=16, float32)."""
+    from jax_model import gradients, init_params
+
+    from charrnn.model import Model, ModelConfig, num_params, param_views
+
+    params = init_params(spec["vocab_size"], spec["hidden"], seed=1)
+    config = ModelConfig(vocab_size=spec["vocab_size"], hidden_size=spec["hidden"], num_layers=1)
+    model = Model(config, bench_vocab(spec["vocab_size"]), np.zeros(num_params(config), np.float32))
+    views = model.params
+    for name in ("Wx", "Wy", "by"):
+        views[name][...] = np.asarray(params[name])
+    views["Wh"][0], views["bh"][0] = np.asarray(params["Wh"]), np.asarray(params["bh"])
+    inputs, targets = random_chunks(spec["vocab_size"], 4, 16, seed=3)[0]
+    state = (np.random.default_rng(4).standard_normal((4, spec["hidden"])) * 0.5).astype(np.float32)
+    loss, grad, _ = _workspace(model).loss_and_grads(inputs, targets, state[None])
+    jax_loss, jax_grads = gradients(params, inputs, targets, state)
+    ours = param_views(grad, config)
+    pairs = [(ours["Wx"], jax_grads["Wx"]), (ours["Wh"][0], jax_grads["Wh"]), (ours["bh"][0], jax_grads["bh"]),
+             (ours["Wy"], jax_grads["Wy"]), (ours["by"], jax_grads["by"])]  # fmt: skip
+    worst = max(float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)) for a, b in pairs)
+    return {"loss_difference": abs(loss - jax_loss), "max_relative_gradient_difference": worst}
+
+
 def main() -> None:
     spec = json.loads(sys.argv[1])
-    {"charrnn": charrnn_worker, "torch": torch_worker}[spec["framework"]](spec)
+    {"charrnn": charrnn_worker, "torch": torch_worker, "jax": jax_worker}[spec["framework"]](spec)
 
 
 if __name__ == "__main__":

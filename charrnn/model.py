@@ -265,23 +265,3 @@ def load_model(path: str | Path) -> Model:
 def _short(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
-
-
-def checkpoint_info(path: str | Path) -> dict[str, Any]:
-    """What `charrnn info` shows: architecture, parameters per tensor, vocabulary, training progress."""
-    model, meta, _ = load_checkpoint(path)
-    best = meta.get("best_val_loss")
-    return {
-        "path": str(path),
-        "format_version": meta["version"],
-        "config": asdict(model.config),
-        "parameters": [{"name": n, "shape": list(s), "count": c} for n, s, c in model.summary()],
-        "total_parameters": int(model.flat.size),
-        "vocab_size": len(model.vocab),
-        "vocab": model.vocab.chars,
-        "steps": meta.get("step", 0),
-        "epoch": meta.get("epoch", 0),
-        "best_val_loss_nats": best,
-        "best_val_loss_bits": None if best is None else best / float(np.log(2.0)),
-        "train_config": meta.get("train_config"),
-    }

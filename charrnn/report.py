@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import textwrap
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .provenance import PROVENANCE_KEYS
 from .vocab import describe_char
 
 LN2 = math.log(2.0)
@@ -88,6 +90,7 @@ def info_record(path: str | Path) -> dict[str, Any]:
         "best_val_bits_per_char": bits(best),
         "train_config": meta.get("train_config"),
         "data_config": meta.get("data_config"),
+        **{key: meta.get(key) for key in PROVENANCE_KEYS},
     }
 
 
@@ -111,10 +114,45 @@ def info_text(details: dict[str, Any]) -> str:
                     else "none"))  # fmt: skip
     if details["role"]:
         lines.append(f"role: {details['role']}" + (" (resume with --resume)" if details["role"] == "latest" else ""))
+    lines += _card_lines(details)
     for key, title in (("train_config", "training options"), ("data_config", "data options")):
         if details.get(key):
-            lines.append(f"{title}: " + ", ".join(f"{name}={value}" for name, value in details[key].items()))
+            lines += textwrap.wrap(f"{title}: {_as_options(key, details[key])}", 110, subsequent_indent="  ",
+                                   break_on_hyphens=False)  # fmt: skip
     return "\n".join(lines)
+
+
+def _as_options(key: str, values: dict[str, Any]) -> str:
+    """Recorded options as the command line spells them (`--lr 0.002`); library-only ones as name=value."""
+    from .config import STORED, option_specs
+
+    specs = option_specs(STORED[key])
+    words = []
+    for name, value in values.items():
+        spec = specs.get(name)
+        if spec is not None and spec.flag:
+            words.append(f"{spec.flag} {'-' if value is None else value}")
+        else:
+            words.append(f"{name}={value}")
+    return " ".join(words)
+
+
+def _card_lines(details: dict[str, Any]) -> list[str]:
+    """The provenance part of `info` (charrnn/provenance.py); checkpoints older than it have none."""
+    lines = []
+    if details.get("description"):
+        lines.append(f"description: {details['description']}")
+    if details.get("created_at"):
+        lines.append(f"created: {details['created_at']} by charrnn {details.get('charrnn_version') or '?'}")
+    if details.get("fine_tuned_from"):
+        lines.append(f"fine-tuned from: {details['fine_tuned_from']}")
+    for index, command in enumerate(details.get("commands") or []):
+        lines.append(("command: " if index == 0 else "resumed: ") + command)
+    for corpus in details.get("corpora") or []:
+        stored = f", {corpus['compression']}" if corpus.get("compression") else ""
+        known = f", {corpus['size_bytes']:,} bytes{stored}, sha256 {corpus['sha256'][:16]}…" if corpus["sha256"] else ""
+        lines.append(f"corpus ({corpus['role']}): {corpus['path']}{known}")
+    return lines
 
 
 def _duration(seconds: float) -> str:

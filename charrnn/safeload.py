@@ -55,7 +55,7 @@ class NpzReader:
         try:
             self._zip = zipfile.ZipFile(self.path)
             self._members = {info.filename: info for info in self._zip.infolist()}
-        except (OSError, zipfile.BadZipFile, ValueError, EOFError) as error:
+        except (OSError, zipfile.BadZipFile, NotImplementedError, ValueError, EOFError) as error:
             raise CharrnnError(f"{self.path} is not a readable charrnn checkpoint (.npz): {_short(error)}") from None
 
     def __enter__(self) -> NpzReader:

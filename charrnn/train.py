@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from .baselines import baseline_table
 from .budget import check_training
@@ -51,6 +50,7 @@ from .kernels import blas, optim
 from .metrics import MetricsLog
 from .model import Model, ModelConfig, save_checkpoint
 from .outputs import hold_output, same_file
+from .progress import TrainingBar
 from .trainlog import NATS_PER_BIT, Window, evaluation_line, header
 from .vocab import Vocab
 from .workspace import Workspace
@@ -244,15 +244,14 @@ def train(
         failures, rollbacks, window = failures + 1, rollbacks + 1, Window()
         snapshot.restore(model, state)
         state.lr = snapshot.lr * 0.5**failures
-        bar.n = state.step
+        bar.rewind(state.step)
         if failures < config.max_rollbacks:
             log(f"step {failed_at}: {what}; rolled back to step {snapshot.step} and halved the learning rate to "
                 f"{state.lr:.3g} (rollback {failures} of at most {config.max_rollbacks} in a row)")  # fmt: skip
 
     workspace = Workspace(model)
     with blas.thread_limit(config.threads):
-        bar = tqdm(total=limit_steps, initial=state.step, unit="step", disable=not progress, dynamic_ncols=True,
-                   leave=False)  # fmt: skip
+        bar = TrainingBar(progress, limit_steps, config.time_budget, state.step, log)
         factor = schedule_factor(config, _progress(config, state, limit_steps, 0.0))  # of the latest step
         try:
             while True:
@@ -264,6 +263,7 @@ def train(
                 reason = reason or _stop_reason(config, state, batches, limit_steps, start, should_stop)
                 if reason is None:
                     inputs, targets = batches.chunk(state.chunk)
+                    bar.step_starting()
                     # dropout masks depend only on (seed, step): a resumed run draws the same ones
                     loss, grad, hidden = workspace.loss_and_grads(
                         inputs, targets, state.hidden, grad, config.dropout, config.seed * 1_000_003 + state.step
@@ -282,9 +282,8 @@ def train(
                     state.hidden, state.step, state.chunk = hidden, state.step + 1, state.chunk + 1
                     overall.add(loss, batches.chars_per_chunk)
                     window.add(loss, batches.chars_per_chunk)
-                    bar.update(1)
-                    bar.set_postfix(epoch=state.epoch, loss=f"{loss:.3f}", chars_s=f"{overall.chars_per_second:,.0f}",
-                                    refresh=False)  # fmt: skip
+                    bar.step_done(state.step, {"epoch": state.epoch, "loss": f"{loss:.3f}",
+                                               "chars_s": f"{overall.chars_per_second:,.0f}"})  # fmt: skip
                 due = state.step % config.eval_every == 0 if reason is None else evaluated_at != state.step
                 if due:
                     state.elapsed = elapsed_before + time.perf_counter() - start

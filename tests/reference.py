@@ -298,3 +298,101 @@ TWINS = {
     "scoring._score_row": log_softmax, "scoring._score_chunk": score_chunk, "scoring._score_steps": score_chunk,
     "scoring._score_rows": score_rows,
 }  # fmt: skip
+# ---- series models: dense inputs, layer stacks of several widths, the linear head, squared error ----
+
+
+def series_forward(params, units, X, kind):
+    """X (B, T, D) real values. Returns the hidden states of every layer, a list of (B, T, H), bottom first.
+    Layer l's input weights are the stack's Wx for its first layer and Wu after (kernels/series.py)."""
+    layers, below = [], X
+    stack, index = 0, 0
+    for width_index, width in enumerate(units):
+        if width_index > 0 and width != units[width_index - 1]:
+            stack, index = stack + 1, 0
+        W_in = params[f"Wx{stack}"] if index == 0 else params[f"Wu{stack}"][index - 1]
+        Wh, bh = params[f"Wh{stack}"][index], params[f"bh{stack}"][index]
+        h = np.zeros((X.shape[0], width))
+        states = []
+        for t in range(X.shape[1]):
+            h = activation(below[:, t] @ W_in + h @ Wh + bh, kind)
+            states.append(h)
+        below = np.stack(states, axis=1)
+        layers.append((below, W_in, Wh, stack, index))
+        index += 1
+    return layers
+
+
+def series_outputs(params, units, X, kind, dense, every):
+    """The head's outputs: (B, T, K) at every step or (B, K) at the last."""
+    top = series_forward(params, units, X, kind)[-1][0]
+    top = top if every else top[:, -1]
+    return top @ params["Wy"] + params["by"] if dense else top
+
+
+def series_loss(params, units, X, Y, kind, dense, every):
+    """Mean squared error over all outputs; Y (B, K) or (B, T, K)."""
+    return np.mean((series_outputs(params, units, X, kind, dense, every) - Y) ** 2)
+
+
+def series_grads(params, units, X, Y, kind, dense, every):
+    """Backpropagation through time written step by step, layer by layer, in float64."""
+    layers = series_forward(params, units, X, kind)
+    top = layers[-1][0]
+    B, T, _ = X.shape
+    out = series_outputs(params, units, X, kind, dense, every)
+    dout = 2.0 * (out - Y) / Y.size
+    grads = {name: np.zeros_like(value) for name, value in params.items()}
+    dtop = np.zeros_like(top)
+    if dense:
+        rows = top if every else top[:, -1]
+        grads["Wy"] = rows.reshape(-1, rows.shape[-1]).T @ dout.reshape(-1, dout.shape[-1])
+        grads["by"] = dout.reshape(-1, dout.shape[-1]).sum(axis=0)
+        dout = dout @ params["Wy"].T
+    if every:
+        dtop[:] = dout
+    else:
+        dtop[:, -1] = dout
+    for position in reversed(range(len(layers))):
+        h, W_in, Wh, stack, index = layers[position]
+        below = X if position == 0 else layers[position - 1][0]
+        d_below = np.zeros_like(below)
+        dh_next = np.zeros((B, h.shape[2]))
+        input_name = f"Wx{stack}" if index == 0 else f"Wu{stack}"
+        for t in reversed(range(T)):
+            dh = dtop[:, t] + dh_next
+            dpre = dh * (h[:, t] > 0) if kind == "relu" else dh * (1 - h[:, t] ** 2)
+            h_prev = np.zeros_like(h[:, 0]) if t == 0 else h[:, t - 1]
+            grads[f"Wh{stack}"][index] += h_prev.T @ dpre
+            grads[f"bh{stack}"][index] += dpre.sum(axis=0)
+            if index == 0:
+                grads[input_name] += below[:, t].T @ dpre
+            else:
+                grads[input_name][index - 1] += below[:, t].T @ dpre
+            d_below[:, t] = dpre @ W_in.T
+            dh_next = dpre @ Wh.T
+        dtop = d_below
+    return grads
+
+
+def series_forecast(params, units, X, kind, dense, every, steps):
+    """Iterated forecast the slow way: predict, append the K predictions to the series, re-run it all."""
+    forecast = []
+    while len(forecast) < steps:
+        out = series_outputs(params, units, X, kind, dense, every)
+        values = out[:, -1] if every else out
+        forecast.extend(values.T)
+        X = np.concatenate([X, values[:, :, None]], axis=1)
+    return np.stack(forecast, axis=1)[:, :steps]
+
+
+# the series driver's kernels (charrnn/kernels/series.py) and its head (heads._linear, heads._mse)
+TWINS.update({
+    "heads._linear": series_outputs, "heads._mse": series_loss,
+    "series._forward": series_forward, "series._predict_sharded": series_outputs,
+    "series._loss_and_grads": series_grads, "series._loss_and_grads_sharded": series_grads,
+    "series._forecast_sharded": series_forecast,
+    "series._common_scratch": "tests/test_series_kernels.py (every driver result above runs on its views)",
+    "series._stack_scratch": "tests/test_series_kernels.py (every driver result above runs on its views)",
+    "series._head_params": "tests/test_series_kernels.py (parameter views of the flat vector)",
+    "series._stack_params": "tests/test_series_kernels.py (parameter views of the flat vector)",
+})  # fmt: skip

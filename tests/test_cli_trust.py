@@ -2,6 +2,8 @@
 that pipes. One test (or more) per point."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -143,8 +145,10 @@ def test_shell_completion_completes_commands_and_choices():
 
     assert complete("charrnn tra", 1) == ["train"]
     assert complete("charrnn train c.txt --activation ", 4) == ["tanh", "relu"]
-    script = invoke("--show-completion", "bash")
-    assert script.exit_code == 0 and "_CHARRNN_COMPLETE=complete_bash" in script.stdout
+    # in a process of its own: in-process, state left by other tests of the suite made Click exit 1 here
+    entry_point = str(Path(sys.executable).parent / "charrnn")  # the installed script, named as a user types it
+    script = subprocess.run([entry_point, "--show-completion", "bash"], capture_output=True, text=True, timeout=120)
+    assert script.returncode == 0 and "_CHARRNN_COMPLETE=complete_bash" in script.stdout, script.stderr
 
 
 # ---- 3. one JSON convention (docs/json.md) ----
@@ -214,3 +218,156 @@ def test_train_and_corpus_get_have_json(tmp_path, corpus_file, trained):
     [record] = json_lines(invoke("train", corpus_file, "--resume", trained, "--steps", "8", "--json", "-q"))
     assert record["kind"] == "train" and record["steps"] == 8 and record["output"] == str(trained)
     assert record["best_val_bits_per_char"] == pytest.approx(record["best_val_nats_per_char"] / np.log(2))
+
+
+# ---- 4. progress: a total and ETA under --time, a compile notice, tqdm's terminal detection ----
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_charrnn(args, terminal, extra_env=None):
+    """(exit status, stderr) of `python -m charrnn ARGS` in a real process, its stderr a pseudo-terminal or
+    a pipe."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TQDM_")}
+    env.update(PYTHONPATH=str(ROOT), **(extra_env or {}))
+    command = [sys.executable, "-m", "charrnn", *map(str, args)]
+    if not terminal:
+        done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
+        return done.returncode, done.stderr.decode()
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a 120-column terminal
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 1 << 16)
+        except OSError:  # the process closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return process.wait(timeout=300), b"".join(chunks).decode(errors="replace")
+
+
+def test_the_bar_is_drawn_on_a_terminal_only_and_obeys_tqdm_disable(tmp_path, corpus_file):
+    args = ["train", corpus_file, "--steps", "10", "--eval-every", "5", "--hidden", "8", "--batch-size", "4",
+            "--seq-len", "8", "--sample-every", "0", "--force", "-o", tmp_path / "p.npz"]  # fmt: skip
+    status, terminal = run_charrnn(args, terminal=True)
+    assert status == 0 and "/10 [" in terminal and "step" in terminal, terminal
+    status, piped = run_charrnn(args, terminal=False)
+    assert status == 0 and "/10 [" not in piped and "\r" not in piped, piped
+    status, disabled = run_charrnn(args, terminal=True, extra_env={"TQDM_DISABLE": "1"})
+    assert status == 0 and "/10 [" not in disabled and "reading corpus" not in disabled, disabled
+    assert "reading corpus" in terminal  # the encoding bar follows the same rule
+
+
+def test_a_time_budget_bar_counts_seconds(tmp_path, corpus_file):
+    args = ["train", corpus_file, "--time", "2", "--eval-every", "1000000", "--hidden", "8", "--batch-size", "4",
+            "--seq-len", "8", "--sample-every", "0", "--force", "-o", tmp_path / "t.npz"]  # fmt: skip
+    status, terminal = run_charrnn(args, terminal=True)
+    assert status == 0 and "/2 s [" in terminal and "<" in terminal, terminal  # a total and a remaining time
+
+
+class Terminal:
+    """A text sink that says it is a terminal, so tqdm draws into it."""
+
+    def __init__(self):
+        import io
+
+        self.buffer = io.StringIO()
+
+    def write(self, text):
+        return self.buffer.write(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+
+def test_compile_notice_and_the_first_step_kept_out_of_the_rate(monkeypatch):
+    import time
+
+    import charrnn.progress
+    from charrnn.progress import TrainingBar
+
+    monkeypatch.setattr(charrnn.progress, "kernels_compiled", lambda: False)
+    logged = []
+    bar = TrainingBar(True, 100, None, 0, logged.append, file=Terminal())
+    bar.step_starting()
+    time.sleep(0.3)  # the compiling first step
+    bar.step_done(1, {})
+    bar.step_starting()
+    bar.step_done(2, {})
+    assert logged[0].startswith("compiling kernels (first run, ~") and logged[1].startswith("kernels compiled in")
+    assert len(logged) == 2 and bar.bar.format_dict["elapsed"] < 0.2  # the 0.3 s are not in the rate
+    bar.close()
+    monkeypatch.setattr(charrnn.progress, "kernels_compiled", lambda: True)
+    quiet = []
+    bar = TrainingBar(True, 100, None, 0, quiet.append, file=Terminal())
+    bar.step_starting()
+    bar.step_done(1, {})
+    bar.close()
+    assert quiet == []
+
+
+def test_the_kernel_cache_check_sees_compiled_kernels(trained):
+    from charrnn.progress import kernels_compiled
+
+    assert kernels_compiled() is True  # training `trained` compiled and cached them
+
+
+# ---- 6. the checkpoint as a model card ----
+
+
+def test_the_checkpoint_records_where_it_came_from_and_info_shows_it(tmp_path, corpus_file):
+    import hashlib
+    from datetime import datetime
+
+    import charrnn.provenance
+
+    model = tmp_path / "card.npz"
+    first = invoke("train", corpus_file, "-o", model, "--steps", "4", "--description", "a test model", *SMALL)
+    assert first.exit_code == 0, first.output
+    created = json.loads(invoke("info", model, "--json").stdout)["created_at"]
+    resumed = invoke("train", corpus_file, "--resume", model, "--steps", "6", "--lr", "0.001", "-q")
+    assert resumed.exit_code == 0, resumed.output
+    card = json.loads(invoke("info", model, "--json").stdout)
+    assert card["charrnn_version"] == charrnn.provenance.version() and card["created_at"] == created
+    assert datetime.fromisoformat(card["created_at"]).tzinfo is not None
+    assert card["description"] == "a test model"  # kept through the resume
+    assert card["commands"] == [
+        f"charrnn train {corpus_file} --output {model} -q --description 'a test model' --hidden 8 --seq-len 8 "
+        "--batch-size 4 --steps 4 --sample-every 0",  # arguments, then options in --help's order
+        f"charrnn train {corpus_file} --resume {model} -q --lr 0.001 --steps 6",
+    ]
+    data = corpus_file.read_bytes()
+    assert card["corpora"] == [{"path": str(corpus_file), "role": "train", "compression": None,
+                                "size_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}]  # fmt: skip
+    assert card["train_config"]["lr"] == 0.001 and card["data_config"]["val_frac"] == 0.1
+    assert card["role"] == "latest" and card["elapsed_seconds"] > 0
+    text = invoke("info", model).stdout
+    for fragment in ("description: a test model", f"created: {created} by charrnn", "command: charrnn train",
+                     "resumed: charrnn train", f"corpus (train): {corpus_file}, {len(data):,} bytes, sha256",
+                     "training options: --seq-len 8 --batch-size 4 --lr 0.001", "data options: --val-frac 0.1",
+                     "role: latest"):  # fmt: skip
+        assert fragment in text, fragment
+
+
+def test_a_fine_tuned_checkpoint_names_its_origin(tmp_path, corpus_file, trained):
+    result = invoke("train", corpus_file, "--init-from", trained, "-o", tmp_path / "ft.npz", "--steps", "2", *SMALL)
+    assert result.exit_code == 0, result.output
+    card = json.loads(invoke("info", tmp_path / "ft.npz", "--json").stdout)
+    assert card["fine_tuned_from"] == str(trained) and card["description"] is None
+    assert f"fine-tuned from: {trained}" in invoke("info", tmp_path / "ft.npz").stdout

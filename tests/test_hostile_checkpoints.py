@@ -231,3 +231,14 @@ def test_any_metadata_value_loads_or_fails_cleanly(good, tmp_path, value, field)
         load_checkpoint(path)
     except CharrnnError as error:
         assert "\n" not in str(error)
+
+
+def test_a_zip_version_this_python_cannot_extract_is_a_clean_error(good, tmp_path):
+    """Found by the byte-flip test: a central-directory entry asking for zip version 6.4 made zipfile raise
+    NotImplementedError at open, which escaped as a traceback."""
+    data = bytearray(good.read_bytes())
+    entry = data.index(b"PK\x01\x02")  # the first central-directory entry; byte 6 is "version needed to extract"
+    data[entry + 6] = 64
+    path = tmp_path / "m.npz"
+    path.write_bytes(bytes(data))
+    expect_error(path, "is not a readable charrnn checkpoint", "zip file version 6.4")

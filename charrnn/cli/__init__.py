@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..errors import CharrnnError
-from . import attribute, corpus, curves, export, info, sample, score, train
+from . import attribute, corpus, curves, engine, export, info, rerank, sample, score, series, spot, train, viz
 from .common import StdoutError, Terminated, describe, guarded_stdout, signals_as_exceptions, silence_stdout
 
 # Click's base exception, reached through Typer's public BadParameter: recent Typer releases vendor Click
@@ -73,14 +73,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import PackageNotFoundError, version
+        from ..provenance import version
 
-        try:
-            typer.echo(f"charrnn {version('charrnn')}")
-        except PackageNotFoundError:  # running from a source tree that was never installed
-            from .. import __version__
-
-            typer.echo(f"charrnn {__version__}")
+        typer.echo(f"charrnn {version()}")
         raise typer.Exit()
 
 
@@ -101,6 +96,11 @@ app.command()(score.score)
 app.command()(attribute.attribute)
 app.command()(curves.curves)
 app.command()(export.export)
+app.add_typer(series.series_app, name="series")
+app.command()(viz.viz)
+app.command()(rerank.rerank)
+app.command()(spot.spot)
+app.command(name="sweep")(engine.sweep)  # grid or random search over `charrnn train`
 
 
 def main() -> None:

@@ -196,6 +196,13 @@ def text_argument(value: str | None, flag: str) -> str | None:
     return value
 
 
+def show_bars(quiet: bool) -> bool:
+    """Whether library progress bars that take a plain on/off switch should draw: not under -q, only on a
+    terminal, and not under TQDM_DISABLE (which, as tqdm reads it, disables whenever set non-empty). The
+    training bar makes this choice itself (charrnn/progress.py)."""
+    return not quiet and sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE")
+
+
 def emit(record: dict[str, Any]) -> None:
     """Print one record as one line of JSON (the convention of docs/json.md: JSON lines everywhere; a
     value that is not a finite number, from a hostile metrics file or a probability of 0, is null)."""

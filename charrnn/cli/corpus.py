@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .common import JsonOption, emit, user_errors
+from .common import JsonOption, emit, show_bars, user_errors
 
 corpus_app = typer.Typer(help="Named corpora: list, download, and synthesise texts.", no_args_is_help=True)
 synth_app = typer.Typer(
@@ -64,7 +64,7 @@ def corpus_get(
         path = get_corpus(
             name,
             cache_dir=cache_dir,
-            progress=not quiet,
+            progress=show_bars(quiet),
             registry=entries,
             log=None if quiet else (lambda message: typer.echo(message, err=True)),
         )

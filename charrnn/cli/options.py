@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
+import shlex
 import types
 import typing
 from collections.abc import Callable
@@ -95,6 +96,27 @@ def config_options(*classes: type) -> Callable[[Callable[..., Any]], Callable[..
         return wrapper
 
     return decorate
+
+
+def command_line(ctx: typer.Context) -> str:
+    """The command as the user gave it, rebuilt from what was parsed (arguments, then the options given,
+    in declaration order), shell-quoted: what a checkpoint records of the run that wrote it."""
+    words = ctx.command_path.split()
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+            continue
+        value = ctx.params.get(param.name)
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        values = [v.value if isinstance(v, enum.Enum) else v for v in values]
+        if param.param_type_name == "argument":
+            words += [str(v) for v in values]
+        elif getattr(param, "is_flag", False):
+            words += [param.opts[-1]] if value else []
+        else:
+            for v in values:
+                words += [param.opts[-1], str(v)]
+    return shlex.join(words)
 
 
 def given(ctx: typer.Context, options: dict[str, Any], cls: type) -> dict[str, Any]:

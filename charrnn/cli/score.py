@@ -10,12 +10,26 @@ from typing import Annotated
 import typer
 
 from .common import JsonOption, ModelArgument, ThreadsOption, UnkOption, emit, text_argument, user_errors
+from .engine import (
+    BatchOutputOption,
+    EngineOption,
+    ResumeOutputOption,
+    TaskCharsOption,
+    WorkersOption,
+    batch_score,
+    check_batch_options,
+    single_source,
+)
 
 
 def score(
     model: ModelArgument,
-    source: Annotated[
-        str | None, typer.Argument(help="Text file to score, or - for stdin.", show_default=False)
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Text file to score, or - for stdin (with --engine: files, directories, JSON lines).",
+            show_default=False,
+        ),
     ] = None,
     text: Annotated[str | None, typer.Option("--text", help="Score this string instead of a file.")] = None,
     per_char: Annotated[bool, typer.Option("--per-char", help="A row per character: probability, surprisal.")] = False,
@@ -28,9 +42,15 @@ def score(
     unk: UnkOption = "error",
     as_json: JsonOption = False,
     threads: ThreadsOption = 1,  # see sample
+    # ---- many documents, on one process or a Dask cluster (cli/engine.py) ----
+    engine: EngineOption = None,
+    workers: WorkersOption = None,
+    output: BatchOutputOption = None,
+    resume_output: ResumeOutputOption = False,
+    task_chars: TaskCharsOption = None,
 ) -> None:
     """Log-likelihood of a text under MODEL: nats, bits, bits/char, perplexity. The first character only
-    conditions; characters 2..N are scored from a zero state."""
+    conditions; characters 2..N are scored from a zero state. With --engine: many documents, one JSON line each."""
     from ..errors import OptionError
     from ..generate import compute_threads
     from ..model import load_model
@@ -41,6 +61,14 @@ def score(
     from ..vocab import parse_unk_option
 
     with user_errors():
+        classic = {"--text": text is not None, "--per-char": per_char, "--per-line": per_line,
+                   "--baseline": baseline is not None}  # fmt: skip
+        batch = {"--workers": workers is not None, "--output": output is not None, "--resume-output": resume_output,
+                 "--task-chars": task_chars is not None}  # fmt: skip
+        if check_batch_options(engine, classic, batch):
+            batch_score(model, sources or [], unk, engine, workers, output, resume_output, task_chars, threads)
+            return
+        source = single_source(sources)
         if (source is None) == (text is None):
             raise OptionError("give a FILE (or - for stdin) or --text, exactly one")
         text, unk = text_argument(text, "--text"), text_argument(unk, "--unk")

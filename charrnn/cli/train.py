@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from ..config import DataConfig, ModelConfig, PreviewConfig, TrainConfig
-from .common import emit, exit_status, graceful_interrupt, user_errors
-from .options import config_options, given
+from .common import emit, exit_status, graceful_interrupt, show_bars, user_errors
+from .options import command_line, config_options, given
 
 
 def _log(message: str) -> None:
@@ -56,6 +56,9 @@ def train(
         bool, typer.Option("--force", help="Replace an existing checkpoint (and its .best.npz, .metrics.jsonl).")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    description: Annotated[
+        str | None, typer.Option(help="A note stored in the checkpoint and shown by info (kept when resuming).")
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="At the end, print the run's summary as a JSON record (docs/json.md).")
     ] = False,
@@ -71,6 +74,7 @@ def train(
     from ..errors import CharrnnError, OptionError
     from ..outputs import hold_output, refuse_inputs
     from ..preview import SamplePreview
+    from ..provenance import run_metadata
     from ..report import train_record, train_text
     from ..runstart import ARCHITECTURE_OPTIONS, prepare_run
     from ..train import train as run_training
@@ -107,11 +111,11 @@ def train(
             corpus, {name: architecture.get(name) for name in ARCHITECTURE_OPTIONS}, resume=resume,
             init_from=init_from, extend=extend_vocab, unk=parse_unk_option(data_options.unk), seed=run.train.seed,
             val_frac=data_options.val_frac, val_file=data_options.val_file, encoding=data_options.encoding,
-            errors=data_options.errors, progress=not quiet,
-            cache_dir=cache_dir,
+            errors=data_options.errors, progress=show_bars(quiet), cache_dir=cache_dir,
         )  # fmt: skip
         for note in start.notes:
             _log(note)
+        card = run_metadata(corpus, run.data.val_file, command_line(ctx), description, recorded, init_from)
 
         def show_samples(model, step: int) -> None:
             for temperature, text in preview(model, step):
@@ -123,7 +127,7 @@ def train(
                 start.model_config, run.train, data.vocab, data.train_ids, data.val_ids, output, resume=resume,
                 progress=not quiet, log=_log, should_stop=lambda: bool(interrupted[0]), init_model=start.init_model,
                 stop_evaluation=lambda: bool(interrupted[0]),
-                on_sample=show_samples, train_hash=data.train_hash, metadata={"data_config": asdict(run.data)},
+                on_sample=show_samples, train_hash=data.train_hash, metadata={"data_config": asdict(run.data), **card},
             )  # fmt: skip
         record = train_record(result, run.train.max_rollbacks)
         if as_json:  # also when training diverged or was interrupted: the record says so

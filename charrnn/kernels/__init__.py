@@ -16,8 +16,11 @@ One home per concern, each module readable on its own:
     inputs       what feeds layer 1: the one-hot row lookup and its scatter-add gradient; a dense input
     rnn          the recurrence, once: `_layer_step`, the layer-stack forward/backward over precomputed
                  layer-1 inputs, and `_stack_step`, the single step that sampling, scoring and coding call
-    heads        the softmax head: `_log_normaliser` (the only log-sum-exp), cross-entropy and its gradient
+    heads        the softmax head: `_log_normaliser` (the only log-sum-exp), cross-entropy and its gradient;
+                 the regression head: a linear map and the squared error (series models)
     lm           the character language model's loss and gradients: inputs → rnn → head, sharded
+    series       the series model's: dense inputs → rnn (one stack per layer width) → regression head,
+                 sharded; predictions and iterated forecasts (`_stack_step` from the carried state)
     optim        gradient norm, clipping, Adam / RMSprop / Adagrad / SGD
     sampling     the random generator, ranking, the draw, the whole sampling loop
     scoring      log-probabilities of a text, chunked (fast) or one step at a time (the sampler's step)
@@ -40,7 +43,7 @@ ACT_TANH = 0  # tanh by a rational approximation: vectorises, |error| < 3e-7 (fl
 ACT_RELU = 1
 ACT_TANH_EXACT = 2  # libm tanh: exact to the last bit (float64, gradient checks)
 
-_MODULES = ("blas", "elementwise", "inputs", "rnn", "heads", "lm", "optim", "sampling", "scoring")
+_MODULES = ("blas", "elementwise", "inputs", "rnn", "heads", "lm", "series", "optim", "sampling", "scoring")
 
 
 def __getattr__(name: str):

@@ -1,4 +1,5 @@
-"""Heads: the softmax head (the one log-normaliser, cross-entropy, the projection's gradient).
+"""Heads: the softmax head (the one log-normaliser, cross-entropy, the projection's gradient), and the
+regression head of series models (a linear map and the squared error, at the end of this module).
 
 Training, scoring, sampling and coding all turn a row of logits into probabilities through
 `_bias_max` then `_log_normaliser`, so the same logits give the same log-probabilities bit for bit
@@ -75,3 +76,42 @@ def _softmax_grad_projection(top, logits, Wy, dWy, dby, dtop):
         for v in range(V):
             dby[v] += logits[i, v]
     _gemm(logits, Wy, dtop, False, True, 0.0)
+
+
+# ---- the regression head (series models): a linear map and the squared error ----
+#
+# Its backward through the projection is the softmax head's `_softmax_grad_projection`, which is nothing
+# but the backward of rows·Wy + by: the two heads differ only in the loss.
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _linear(top, Wy, by, out):
+    """out (N, K) = top (N, H)·Wy (H, K) + by (K,), all N rows in one product."""
+    _gemm(top, Wy, out, False, False, 0.0)
+    N, K = out.shape
+    for i in range(N):
+        for k in range(K):
+            out[i, k] += by[k]
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _mse(out, targets, grad_scale):
+    """Squared error of the rows of out (N, K) against targets (B, T, K), N = T·B.
+
+    The rows are time-major, as the layer stack leaves them: row t·B + b is compared with targets[b, t]
+    (T = 1 for a head on the last step only). Returns Σ (out - target)² as float64. When grad_scale != 0
+    the rows are replaced by grad_scale · d/d(out) = grad_scale · 2 (out - target); grad_scale = 1/(B·T·K)
+    gives the gradient of the mean over all outputs (Keras' "mse").
+    """
+    B, T, K = targets.shape
+    total = 0.0
+    two = out.dtype.type(2.0 * grad_scale)
+    for t in range(T):
+        for b in range(B):
+            row, target = out[t * B + b], targets[b, t]
+            for k in range(K):
+                error = row[k] - target[k]
+                total += float(error) * float(error)
+                if grad_scale != 0.0:
+                    row[k] = two * error
+    return total
