@@ -228,7 +228,8 @@ def _read_config(path: Path, meta: dict[str, Any]) -> ModelConfig:
             raise CharrnnError(f"{path}: checkpoint config field {spec.name} must be {kind.__name__}, got {value!r}")
     unknown = sorted(set(raw) - {spec.name for spec in fields(ModelConfig)})
     if unknown:
-        raise CharrnnError(f"{path}: checkpoint config has unknown field(s) {', '.join(unknown)}")
+        names = ", ".join(name if name.isprintable() else repr(name) for name in unknown)  # one line, always
+        raise CharrnnError(f"{path}: checkpoint config has unknown field(s) {names}")
     try:
         return ModelConfig(**raw)
     except TypeError as error:
