@@ -53,7 +53,9 @@ from charrnn.spot import spot  # noqa: E402
 
 MIN_CHARS = 20
 LIST_SIZE = 10
-GRID = [(s, g) for s in (6.0, 8.0, 10.0) for g in (5.0, 8.0, 10.0, 12.0, 15.0)]
+GRID = [(s, g) for s in (6.0, 8.0, 10.0) for g in (10.0, 12.0, 14.0)]
+THRESHOLDS = ("min_surprisal", "min_gain")
+DEFAULTS = (10.0, 12.0)  # charrnn spot's --min-surprisal and --min-gain
 
 
 def log(message: str) -> None:
@@ -173,24 +175,27 @@ def spot_scores(model, text: str, edits, min_surprisal: float, min_gain: float) 
 def table(results: dict) -> str:
     rows = ["| system | lists | top-1 accuracy | CER of the chosen lines |", "|---|---:|---:|---:|"]
     for q in results["rerank"]:
-        rows.append(f"| {q['system']} | {q['lists']:,} | {100 * q['top1']:.2f}% | {100 * q['cer']:.2f}% |")
-    t = results["throughput"]
-    rows += ["", f"throughput ({t['candidates']:,} candidates, median {t['median_chars']:.0f} chars, 2 threads):"]
-    for label in ("shared", "unshared"):
-        x = t[label]
-        rows.append(f"  prefix {label:<8}: {x['per_s_wall']:,.0f} candidates/s wall, "
-                    f"{x['per_s_2cores_from_cpu']:,.0f} per 2 CPU-seconds")  # fmt: skip
-    s = results["spot"]["test"]
-    rows.append(f"spot (test half, --min-surprisal {s['min_surprisal']:g} --min-gain {s['min_gain']:g}): "
-                f"precision {s['precision']:.3f}, recall {s['recall']:.3f} ({s['reports']} reports, "
-                f"{s['confusions']} confusions)")  # fmt: skip
+        rows.append(f"| {q['system']} | {q['lists']:,} | {100 * q['top1']:.2f}% | {100 * q['cer']:.3f}% |")
+    rows += ["", "| model | candidates/s, wall (prefix shared / not) | per 2 CPU-seconds (shared / not) |",
+             "|---|---:|---:|"]  # fmt: skip
+    for name, t in results["throughput"].items():
+        rows.append(f"| {name} | {t['shared']['per_s_wall']:,.0f} / {t['unshared']['per_s_wall']:,.0f} | "
+                    f"{t['shared']['per_s_2cores_from_cpu']:,.0f} / {t['unshared']['per_s_2cores_from_cpu']:,.0f} |")
+    rows += ["", "| model | spot thresholds (bits) | reports | precision | recall |", "|---|---|---:|---:|---:|"]
+    for name, runs in results["spot"].items():
+        for label in ("test", "test_defaults"):
+            r = runs[label]
+            rows.append(f"| {name} | --min-surprisal {r['min_surprisal']:g} --min-gain {r['min_gain']:g}"
+                        f"{' (chosen on the first half)' if label == 'test' else ' (defaults)'} | {r['reports']} | "
+                        f"{r['precision']:.3f} | {r['recall']:.3f} |")  # fmt: skip
     return "\n".join(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=Path("../shared/corpora/anna.txt"))
-    parser.add_argument("--model", type=Path, help="a model trained on the training split")
+    parser.add_argument("--model", type=Path, action="append", default=[], help="a model trained on the training "
+                        "split (repeat for several)")  # fmt: skip
     parser.add_argument("--train-minutes", type=float, help="train one first (with --workdir)")
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/RESCORING.json"))
@@ -199,38 +204,46 @@ def main() -> None:
     args = parser.parse_args()
     train_text, val_text = split(args.corpus)
     results: dict = {"start": machine_load(), "split": {"train_chars": len(train_text), "val_chars": len(val_text)}}
-    model_path = args.model
+    paths = list(args.model)
     if args.train_minutes:
-        model_path, results["training"] = train(train_text, val_text, args.workdir, args.train_minutes, args.extra)
-    if model_path is None:
+        trained, results["training"] = train(train_text, val_text, args.workdir, args.train_minutes, args.extra)
+        paths.append(trained)
+    if not paths:
         parser.error("give --model or --train-minutes")
-    model, meta, _ = load_checkpoint(model_path)
-    results["model"] = {"path": str(model_path), "config": meta["config"], "steps": meta.get("step"),
-                        "best_val_nats": meta.get("best_val_loss"),
-                        "train_config": meta.get("train_config")}  # fmt: skip
     lists, truths, lines, kinds = make_lists(val_text)
     if args.quick:
         lists, truths, lines, kinds, val_text = lists[:200], truths[:200], lines[:200], kinds[:200], val_text[:30000]
-    log(f"[rescoring] {len(lists)} lists; scoring")
-    with blas.thread_limit(2):
-        ranked = rerank(model, lists)
-    charrnn_choices = [r.best for r in ranked]
-    results["rerank"] = [quality("charrnn " + model_path.name, charrnn_choices, lists, truths, lines),
-                         quality("Kneser-Ney 5-gram", ngram_choices(model, train_text, lists), lists, truths, lines),
-                         quality("first candidate", [0] * len(lists), lists, truths, lines)]  # fmt: skip
-    wrong = [kinds[i][c] for i, (c, t) in enumerate(zip(charrnn_choices, truths, strict=True)) if c != t]
-    results["charrnn_errors_by_kind"] = {k: sum(k in w for w in wrong) for k in sorted({k for w in wrong for k in w})}
-    results["throughput"] = throughput(model, lists)
-    log("[rescoring] spotting")
     noisy, edits = corrupt(val_text, 0.01, np.random.default_rng(1))
     half = noisy.index("\n", len(noisy) // 2) + 1
-    tune = [spot_scores(model, noisy[:half], [e for e in edits if e.end <= half], s, g) for s, g in GRID]
-    eligible = [r for r in tune if r["recall"] >= 0.6] or tune
-    chosen = max(eligible, key=lambda r: (r["precision"] >= 0.8, r["precision"] + r["recall"]))
+    tune_edits = [e for e in edits if e.end <= half]
     test_edits = [type(e)(e.start - half, e.end - half, e.kind) for e in edits if e.start >= half]
-    results["spot"] = {"tuning": tune, "test": spot_scores(model, noisy[half:], test_edits, chosen["min_surprisal"],
-                                                           chosen["min_gain"]),
-                       "test_defaults": spot_scores(model, noisy[half:], test_edits, 7.0, 5.0)}  # fmt: skip
+    results.update(models={}, rerank=[], errors_by_kind={}, throughput={}, spot={})
+    for path in paths:
+        model, meta, _ = load_checkpoint(path)
+        name = f"charrnn {path.name}"
+        results["models"][name] = {"path": str(path), "config": meta["config"], "steps": meta.get("step"),
+                                   "best_val_nats": meta.get("best_val_loss"),
+                                   "train_config": meta.get("train_config")}  # fmt: skip
+        log(f"[rescoring] {name}: {len(lists)} lists")
+        with blas.thread_limit(2):
+            choices = [r.best for r in rerank(model, lists)]
+        results["rerank"].append(quality(name, choices, lists, truths, lines))
+        wrong = [kinds[i][c] for i, (c, t) in enumerate(zip(choices, truths, strict=True)) if c != t]
+        results["errors_by_kind"][name] = {k: sum(k in w for w in wrong) for k in sorted({k for w in wrong for k in w})}
+        results["throughput"][name] = throughput(model, lists)
+        log(f"[rescoring] {name}: spotting")
+        tune = [spot_scores(model, noisy[:half], tune_edits, s, g) for s, g in GRID]
+        eligible = [r for r in tune if r["recall"] >= 0.6] or tune
+        chosen = max(eligible, key=lambda r: (r["precision"] >= 0.8, r["precision"] + r["recall"]))
+        test = noisy[half:]
+        results["spot"][name] = {"tuning": tune,
+                                 "test": spot_scores(model, test, test_edits, *(chosen[k] for k in THRESHOLDS)),
+                                 "test_defaults": spot_scores(model, test, test_edits, *DEFAULTS)}  # fmt: skip
+        args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    log("[rescoring] the 5-gram")
+    ngram = ngram_choices(model, train_text, lists)
+    results["rerank"].append(quality("Kneser-Ney 5-gram", ngram, lists, truths, lines))
+    results["rerank"].append(quality("first candidate", [0] * len(lists), lists, truths, lines))
     results["end"] = machine_load()
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
     print(table(results))

@@ -3,7 +3,7 @@
 Library first, CLI second. The Python API (README, "Python API"):
 
     from charrnn import Model, ModelConfig, TrainConfig, train, load_model, sample, score_text
-    from charrnn import prepare_data, attribute, Vocab, CharrnnError
+    from charrnn import prepare_data, attribute, compress, decompress, Vocab, CharrnnError
 
 The names are imported on first use (PEP 562 module `__getattr__`), so `import charrnn` costs a few
 milliseconds and does not load numpy or numba until a name that needs them is touched.
@@ -37,12 +37,15 @@ _EXPORTS = {
     "score_text": "score",
     "attribute": "score",
     "Vocab": "vocab",
+    "compress": "codec",
+    "decompress": "codec",
 }
 
-__all__ = ["CharrnnError", "Model", "ModelConfig", "TrainConfig", "Vocab", "attribute", "load_model", "prepare_data",
-           "sample", "score_text", "train"]  # fmt: skip
+__all__ = ["CharrnnError", "Model", "ModelConfig", "TrainConfig", "Vocab", "attribute", "compress", "decompress",
+           "load_model", "prepare_data", "sample", "score_text", "train"]  # fmt: skip
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names come from __getattr__
+    from .codec import compress, decompress
     from .config import ModelConfig, TrainConfig
     from .data import prepare_data
     from .generate import sample

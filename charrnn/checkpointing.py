@@ -8,13 +8,17 @@ the divergence guard rolls back to.
 
 from __future__ import annotations
 
+import math
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import CharrnnError
+from .config import STORED, check_values, option_specs
+from .errors import CharrnnError, OptionError
 from .model import Model, load_checkpoint
 from .vocab import Vocab
 
@@ -103,17 +107,84 @@ def state_arrays(state: TrainState) -> dict[str, np.ndarray]:
     return arrays
 
 
+MAX_STEP = 1 << 62  # the optimizers' step counter is an int64 inside the kernels
+
+
 def training_meta(path: str | Path) -> dict[str, Any]:
-    """The metadata of a checkpoint that --resume can continue (its recorded options among them)."""
+    """The metadata of a checkpoint that --resume can continue (its recorded options among them), every
+    resume field checked (`check_resume_meta`)."""
     meta = load_checkpoint(path)[1]
     if meta.get("role") != "latest":
         raise CharrnnError(f"{path} holds no training state (is it a .best.npz?); resume from the -o file")
+    check_resume_meta(path, meta)
     return meta
+
+
+def check_resume_meta(path: str | Path, meta: dict[str, Any]) -> None:
+    """CharrnnError naming the field when the resume state a checkpoint records is of the wrong type or
+    out of range (JSON may hold anything anywhere: a string step, a negative learning rate, NaN)."""
+
+    def integer(value: Any) -> bool:
+        return type(value) is int
+
+    def number(value: Any) -> bool:
+        return type(value) in (int, float) and math.isfinite(value)
+
+    rules = {
+        "step": (lambda v: integer(v) and 0 <= v < MAX_STEP, "an integer in [0, 2^62)"),
+        "epoch": (lambda v: integer(v) and 0 <= v < MAX_STEP, "an integer >= 0"),
+        "chunk": (lambda v: integer(v) and 0 <= v < MAX_STEP, "an integer >= 0"),
+        "lr": (lambda v: number(v) and v > 0, "a positive finite number"),
+        "best_val_loss": (lambda v: v is None or (number(v) and v >= 0), "null or a finite number >= 0"),
+        "elapsed": (lambda v: number(v) and v >= 0, "a finite number >= 0"),
+        "evals_since_best": (lambda v: integer(v) and v >= 0, "an integer >= 0"),
+        "train_hash": (lambda v: isinstance(v, str), "a string"),
+        "rng_state": (lambda v: v is None or isinstance(v, dict), "null or an object"),
+        "train_config": (lambda v: isinstance(v, dict), "an object"),
+        "data_config": (lambda v: isinstance(v, dict), "an object"),
+    }
+    required = ("step", "epoch", "chunk", "lr", "train_config")
+    for name, (valid, rule) in rules.items():
+        if name not in meta:
+            if name in required:
+                raise CharrnnError(f"{path}: resume state field {name} is missing")
+            continue
+        if not valid(meta[name]):
+            raise CharrnnError(f"{path}: resume state field {name} must be {rule}, got {meta[name]!r}"[:300])
+    for key, cls in STORED.items():
+        for name, kind in typing.get_type_hints(cls).items():
+            if name in meta.get(key, {}) and not _of_type(meta[key][name], kind):
+                raise CharrnnError(f"{path}: recorded option {key}.{name} must be {_type_name(kind)}, got "
+                                   f"{meta[key][name]!r}"[:300])  # fmt: skip
+        known = {name: value for name, value in meta.get(key, {}).items() if name in option_specs(cls)}
+        try:
+            check_values(cls, known)
+        except OptionError as error:
+            raise CharrnnError(f"{path}: recorded option {error}"[:300]) from None
+
+
+def _of_type(value: Any, kind: Any) -> bool:
+    """Whether a JSON value fits a config field's annotation (int, float, str, X | None, tuple[float, ...])."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return any(_of_type(value, option) for option in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if typing.get_origin(kind) is tuple:
+        return isinstance(value, list) and all(_of_type(item, float) for item in value)
+    if kind is float:
+        return type(value) in (int, float)
+    return type(value) is kind
+
+
+def _type_name(kind: Any) -> str:
+    return str(kind).replace("<class '", "").replace("'>", "").replace("NoneType", "null")
 
 
 def resume_state(path: str | Path, vocab: Vocab, config: Any, train_hash: str) -> tuple[Model, TrainState]:
     """Model and TrainState of a "latest" checkpoint, after checking it fits this corpus and config."""
     model, meta, arrays = load_checkpoint(path)
+    if meta.get("role") == "latest":
+        check_resume_meta(path, meta)
     if model.vocab != vocab:
         raise CharrnnError(f"{path}: the checkpoint's vocabulary differs from this corpus's; use the same corpus")
     if meta.get("role") != "latest":
@@ -131,6 +202,10 @@ def resume_state(path: str | Path, vocab: Vocab, config: Any, train_hash: str) -
         if value is None or value.shape != model.flat.shape:
             raise CharrnnError(f"{path}: optimizer state optim.{slot} is missing or has the wrong shape")
         slots[slot] = value.astype(model.dtype)
+    hidden = arrays.get("hidden")
+    if hidden is not None and hidden.shape[1] != config.batch_size:
+        raise CharrnnError(f"{path}: array 'hidden' holds {hidden.shape[1]} streams, but the run has --batch-size "
+                           f"{config.batch_size}")  # fmt: skip
     state = TrainState(
         step=int(meta["step"]), epoch=int(meta["epoch"]), chunk=int(meta["chunk"]), lr=float(meta["lr"]),
         best_val_loss=meta.get("best_val_loss"), hidden=arrays.get("hidden"), optimizer=slots,
@@ -174,6 +249,8 @@ def check_writable(output: Path) -> None:
         raise CharrnnError(f"cannot write {output}: directory {directory} does not exist")
     if output.is_dir():
         raise CharrnnError(f"cannot write {output}: it is a directory")
+    if output.exists() and not output.is_file():
+        raise CharrnnError(f"cannot write {output}: it is not a regular file (a device, FIFO or socket)")
     probe = directory / f".{output.name}.probe"
     try:
         probe.write_bytes(b"")

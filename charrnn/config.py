@@ -35,6 +35,7 @@ OPTIMIZERS = ("adam", "rmsprop", "adagrad", "sgd")
 LR_SCHEDULES = ("cosine", "constant")
 DECODE_ERRORS = ("strict", "replace")
 UNK_POLICIES = ("error", "skip")
+MAX_PREVIEW = 100_000  # characters of a training-time sample: each evaluation waits for it
 MAX_SEED = 1 << 53  # seeds are exact in JSON readers that hold numbers as doubles (jq, JavaScript)
 
 
@@ -61,6 +62,8 @@ class Option:
     def check(self, value: Any) -> None:
         if self.choices and value not in self.choices:
             raise OptionError(f"{self.label} must be one of {', '.join(self.choices)}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):  # nan passes no rule; inf would pass many
+            raise OptionError(f"{self.label} must be a finite number, got {value!r}")
         if value is not None and self.valid is not None and not self.valid(value):
             shown = list(value) if isinstance(value, tuple) else value
             raise OptionError(f"{self.label} {self.rule}, got {shown!r}")
@@ -198,11 +201,12 @@ class TrainConfig:
 
 
 def _known_encoding(name: str) -> bool:
+    """A text codec Python knows (base64, zlib or rot13 are codecs too, but not bytes -> text)."""
     try:
-        codecs.lookup(name)
-    except LookupError:
+        info = codecs.lookup(name)
+    except (LookupError, TypeError, ValueError):
         return False
-    return True
+    return getattr(info, "_is_text_encoding", True)
 
 
 def _unk_option(value: str) -> bool:
@@ -251,7 +255,8 @@ class PreviewConfig:
     """Samples shown while training (when: TrainConfig.sample_every)."""
 
     length: int = option(200, "--sample-length", "Characters per sample shown while training.", panel=RUN,
-                         **at_least(1))  # fmt: skip
+                         valid=lambda v: 1 <= v <= MAX_PREVIEW, rule=f"must be in [1, {MAX_PREVIEW:,}] (a preview "
+                         "shown in the log; charrnn sample streams any length)")  # fmt: skip
     temperatures: tuple[float, ...] = option(
         (0.5, 1.0), "--sample-temperatures", "Comma-separated temperatures of the samples shown while training.",
         panel=RUN, parse=parse_temperatures, shown_default="0.5,1.0", rule="must be positive numbers",

@@ -17,6 +17,7 @@ the id cache), texts to score or attribute, primes, baseline texts — so they a
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from .sources import Source, corpus_sources
 
 DEFAULT_BLOCK_SIZE = 4 << 20
 ERRORS = ("strict", "replace")
+SURROGATE = re.compile("[\ud800-\udfff]")
+NO_SURROGATES = ("utf-8", "ascii", "latin-1", "iso8859-1")  # codecs that never decode to a lone surrogate
 
 
 def check_decoding(encoding: str, errors: str) -> None:
@@ -51,6 +54,9 @@ def decoded_blocks(
     the file on disk that took so far (the id cache hashes the former and shows the latter)."""
     check_decoding(encoding, errors)
     decoder = codecs.getincrementaldecoder(encoding)(errors=errors)
+    # some codecs (unicode_escape, utf-7, ...) can produce lone surrogates, which are not characters: no
+    # text may hold them (they cannot be written back as UTF-8 or stored in a vocabulary)
+    check_surrogates = codecs.lookup(encoding).name not in NO_SURROGATES
     offset, held_cr, lines, column = 0, "", 0, 0  # lines/column: of the text yielded so far (for messages)
     with source.open() as reader:
         while True:
@@ -71,6 +77,11 @@ def decoded_blocks(
                 text, held_cr = text[:-1], "\r"
             if "\r" in text:
                 text = text.replace("\r\n", "\n")
+            if check_surrogates and (found := SURROGATE.search(text)):
+                at_line, at_column = _advance(lines, column, text[: found.start()])
+                raise CharrnnError(f"{source.name}: decoding as {encoding} gives a lone surrogate "
+                                   f"U+{ord(found.group()):04X} at line {at_line + 1}, column {at_column + 1}, "
+                                   "which is not a character; use another --encoding")  # fmt: skip
             if text:
                 lines, column = _advance(lines, column, text)
                 yield text

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import budget
 from .errors import CharrnnError
 from .kernels import blas, sampling
 from .model import Model
@@ -47,14 +48,15 @@ class SampleResult:
     """One finished sample. Log-probabilities are in nats, summed over the generated characters."""
 
     index: int
-    text: str  # the generated characters (prime excluded)
+    text: str  # the generated characters (prime excluded); "" when the sampler did not keep them
     log_prob_sampling: float  # under the distribution actually sampled from (temperature, top-k, top-p)
     log_prob_model: float  # under the model itself (temperature 1, unfiltered)
     stopped: bool  # ended by the stop string rather than by the length
+    generated: int | None = None  # characters generated, when `text` was not kept
 
     @property
     def length(self) -> int:
-        return len(self.text)
+        return len(self.text) if self.generated is None else self.generated
 
     def to_dict(self) -> dict:
         """The sample as `charrnn sample --json` prints it (log-probabilities in nats)."""
@@ -136,14 +138,24 @@ class Sampler:
 
     Iterating yields, per block, a list of K strings (the characters each sample produced in that block;
     empty once a sample has stopped). After the last block, `results` holds one SampleResult per sample.
+    With `keep_text=False` the blocks are only handed out, not kept (memory stays flat however long the
+    samples are: `charrnn sample` streams that way); the results then have `text` "" and their `length`.
     """
 
     def __init__(self, model: Model, length: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  greedy: bool = False, prime: str = "", num_samples: int = 1, seed: int | None = None,
-                 stop: str | None = None, unk: str = "error", block: int = DEFAULT_BLOCK):  # fmt: skip
+                 stop: str | None = None, unk: str = "error", block: int = DEFAULT_BLOCK,
+                 keep_text: bool = True):  # fmt: skip
         check_sampling_options(length, temperature, top_k, top_p, num_samples, block)
+        c = model.config
+        itemsize = np.dtype(c.dtype).itemsize
+        budget.require(budget.sampling_bytes(c.vocab_size, c.hidden_size, c.num_layers, itemsize, num_samples, length,
+                                             keep_text, block),
+                       f"{num_samples:,} sample(s) of {length:,} characters"
+                       + (" (texts kept in memory)" if keep_text else ""))  # fmt: skip
         vocab = model.vocab
         self.model, self.length, self.num_samples, self.block = model, length, num_samples, block
+        self.keep_text = keep_text
         self.temperature, self.top_k, self.top_p = float(temperature), int(top_k), float(top_p)
         # a temperature so small that 1/T overflows is the greedy limit (and would make 0·inf = NaN)
         self.greedy = greedy or math.isinf(1.0 / self.temperature)
@@ -183,6 +195,7 @@ class Sampler:
         work, order = np.empty(V, dtype), np.empty(V, np.int64)
         codepoints = model.vocab.codepoints().astype(np.uint32)  # the end symbol, if any, is dropped below
         remaining = self.length
+        generated = np.zeros(K, dtype=np.int64)
         while remaining > 0 and not done.all():
             out = np.empty((K, min(self.block, remaining)), dtype=np.int64)
             steps = sampling._sample_block(
@@ -192,20 +205,23 @@ class Sampler:
                 pre, tmp,
             )  # fmt: skip
             remaining -= out.shape[1]
+            generated += lengths
             # ids -> text without a Python step per character: code points, then one UTF-32 decode
             drawn = [out[k, : lengths[k]] for k in range(K)]
             if self._end is not None:
                 drawn = [ids[ids != self._end] for ids in drawn]
             pieces = [codepoints[ids].tobytes().decode("utf-32-le") for ids in drawn]
-            for k, piece in enumerate(pieces):
-                self._texts[k].append(piece)
+            if self.keep_text:
+                for k, piece in enumerate(pieces):
+                    self._texts[k].append(piece)
             yield pieces
             if steps < out.shape[1]:
                 break
         self.results = [
-            SampleResult(k, "".join(self._texts[k]), float(logp_sample[k]), float(logp_model[k]), bool(done[k]))
+            SampleResult(k, "".join(self._texts[k]), float(logp_sample[k]), float(logp_model[k]), bool(done[k]),
+                         None if self.keep_text else int(generated[k]))
             for k in range(K)
-        ]
+        ]  # fmt: skip
 
     def run(self) -> list[SampleResult]:
         """Generate everything; the finished samples."""
@@ -216,10 +232,12 @@ class Sampler:
 
 def sample(model: Model, length: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
            greedy: bool = False, prime: str = "", num_samples: int = 1, seed: int | None = None,
-           stop: str | None = None, unk: str = "error", block: int = DEFAULT_BLOCK) -> Sampler:  # fmt: skip
+           stop: str | None = None, unk: str = "error", block: int = DEFAULT_BLOCK,
+           keep_text: bool = True) -> Sampler:  # fmt: skip
     """Sample `num_samples` continuations of `prime`, `length` new characters each (fewer if `stop` ends
     them). Returns a Sampler: iterate it for blocks of text as they are generated, or call `.run()` for the
     list of SampleResult. Options are checked here (CharrnnError); the conventions are in the module
     docstring. Wraps `kernels.sampling._sample_block`.
     """
-    return Sampler(model, length, temperature, top_k, top_p, greedy, prime, num_samples, seed, stop, unk, block)
+    return Sampler(model, length, temperature, top_k, top_p, greedy, prime, num_samples, seed, stop, unk, block,
+                   keep_text)

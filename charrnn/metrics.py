@@ -8,8 +8,9 @@ Each evaluation appends one JSON object on its own line:
 `train_nats_per_char` is the mean training loss of the steps since the previous evaluation,
 `val_nats_per_char` the validation loss and `val_bits_per_char` the same in bits (both null without
 validation text), `elapsed_seconds` the seconds of training across all runs (resumes included); the
-names follow the JSON convention of docs/json.md. A fresh run truncates the file; `--resume` keeps the
-lines up to the resumed step and appends. Files written before the convention (`elapsed`, `train_loss`,
+names follow the JSON convention of docs/json.md. A fresh run replaces the file at its first evaluation
+(not before: a run that fails early leaves the history as it was); `--resume` keeps the lines up to the
+resumed step and appends. Files written before the convention (`elapsed`, `train_loss`,
 `val_loss`, `val_bpc`) are read with their keys renamed. A documents run (`--documents`) also records
 `val_nats_per_document`; its per-character figures count the end symbol, and its `chars_per_second`
 counts real characters (not padding).
@@ -25,55 +26,73 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_bytes_atomic
 from .errors import CharrnnError
 
 OLD_KEYS = {"elapsed": "elapsed_seconds", "train_loss": "train_nats_per_char", "val_loss": "val_nats_per_char",
             "val_bpc": "val_bits_per_char"}  # fmt: skip
 X_KEYS = {"step": "step", "elapsed": "elapsed_seconds"}
+MAX_PLOT = (1000, 500)  # columns, lines: larger than any terminal, small enough to draw instantly
 
 
 class MetricsLog:
-    """Appends evaluation records to a JSON-lines file, one flushed line per record."""
+    """Appends evaluation records to a JSON-lines file, one flushed line per record.
 
-    def __init__(self, path: str | Path, keep_upto_step: int | None = None):
-        """Start the log at `path`: empty (a fresh run), or keeping the records with step <=
-        `keep_upto_step` (a resumed run; later lines belong to a run that never saved them)."""
+    Nothing is written until the first record: a run that fails before its first evaluation leaves the
+    existing log as it was. The first record replaces the file atomically with the kept history plus
+    itself; later records are appended."""
+
+    def __init__(self, path: str | Path, keep_upto_step: int | None = None, source: str | Path | None = None):
+        """A log at `path` that starts empty (a fresh run), or with the records of `source` (default
+        `path`; a resumed run's own log) whose step is <= `keep_upto_step` (later lines belong to a run
+        that never saved them)."""
         self.path = Path(path)
-        kept = []
-        if keep_upto_step is not None and self.path.exists():
-            kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= keep_upto_step]
-        try:
-            with open(self.path, "w", encoding="utf-8") as handle:
-                handle.writelines(json.dumps(record) + "\n" for record in kept)
-        except OSError as error:
-            raise CharrnnError(f"cannot write {self.path}: {error.strerror}") from None
+        self.source = Path(source) if source is not None else self.path
+        self.keep_upto_step = keep_upto_step
+        self.started = False
 
     def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record) + "\n"
+        if not self.started:
+            kept = []
+            if self.keep_upto_step is not None and self.source.exists():
+                kept = [r for r in read_metrics(self.source, lenient=True) if r.get("step", 0) <= self.keep_upto_step]
+            write_bytes_atomic(self.path, "".join([*(json.dumps(r) + "\n" for r in kept), line]).encode("utf-8"))
+            self.started = True
+            return
         try:
             with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+                handle.write(line)
         except OSError as error:
             raise CharrnnError(f"cannot write {self.path}: {error.strerror}") from None
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a metrics file, in order."""
+def read_metrics(path: str | Path, lenient: bool = False) -> list[dict[str, Any]]:
+    """The records of a metrics file, in order. A last line without its newline that is not a record is
+    an append cut short (the process was killed) and is left out; `lenient` leaves out every line that is
+    not a record instead of raising."""
     path = Path(path)
     if not path.exists():
         raise CharrnnError(f"metrics file {path} does not exist (it is written during training beside the model)")
     records = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        content = path.read_text(encoding="utf-8", errors="strict" if not lenient else "replace")
     except (OSError, UnicodeDecodeError) as error:
         raise CharrnnError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+    lines = content.splitlines()
+    torn = len(lines) if content and not content.endswith("\n") else None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
+            if lenient or number == torn:
+                continue
             raise CharrnnError(f"{path}: line {number} is not valid JSON") from None
-        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        if not isinstance(record, dict) or type(record.get("step")) is not int:
+            if lenient or number == torn:
+                continue
             raise CharrnnError(f"{path}: line {number} is not a metrics record (no integer 'step')")
         records.append({OLD_KEYS.get(key, key): value for key, value in record.items()})
     return records
@@ -97,7 +116,8 @@ def series(records: list[dict[str, Any]], x: str) -> dict[str, list[tuple[float,
     for record in records:
         for name, key in (("train", "train_nats_per_char"), ("validation", "val_nats_per_char")):
             value, at = record.get(key), record.get(X_KEYS[x])
-            if isinstance(value, (int, float)) and isinstance(at, (int, float)) and math.isfinite(value):
+            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, at))
+            if numbers and math.isfinite(value) and math.isfinite(at):
                 out[name].append((float(at), float(value)))
     return out
 
@@ -109,8 +129,8 @@ AXES = {"unicode": ("│", "└", "─"), "ascii": ("|", "+", "-")}
 def terminal_plot(records: list[dict[str, Any]], x: str = "step", width: int = 64, height: int = 12,
                   ascii_only: bool = False) -> str:  # fmt: skip
     """Training and validation loss (nats/char) against `x` ("step" or "elapsed") as lines of text."""
-    if width < 8 or height < 3:
-        raise CharrnnError(f"plot size must be at least 8 x 3, got {width} x {height}")
+    if not (8 <= width <= MAX_PLOT[0] and 3 <= height <= MAX_PLOT[1]):
+        raise CharrnnError(f"plot size must be from 8 x 3 to {MAX_PLOT[0]} x {MAX_PLOT[1]}, got {width} x {height}")
     data = series(records, x)
     points = data["train"] + data["validation"]
     if not points:

@@ -171,14 +171,14 @@ def _duration(seconds: float) -> str:
 # ---- score ----
 
 
-def char_records(result: Any, chars: str) -> Iterator[dict[str, Any]]:
-    """One record per scored character of a `score.ScoreResult` (`chars`: the model's vocabulary): its
+def char_records(chunk: Any, chars: str) -> Iterator[dict[str, Any]]:
+    """One record per scored character of a `stream.ScoredChunk` (`chars`: the model's vocabulary): its
     1-based position in the text as scored, its probability, its surprisal in bits, and the most likely
     alternatives (as many as `top` was when scoring). Yielded one by one: a long text never sits in
     memory as rows."""
-    top_ids, top_log_probs = result.top_ids.tolist(), result.top_log_probs.tolist()
-    for i, log_p in enumerate(result.log_probs.tolist()):
-        yield {"kind": "char", "position": i + 1, "char": chars[result.ids[i + 1]], "prob": math.exp(log_p),
+    top_ids, top_log_probs = chunk.top_ids.tolist(), chunk.top_log_probs.tolist()
+    for i, log_p in enumerate(chunk.log_probs.tolist()):
+        yield {"kind": "char", "position": chunk.position + i, "char": chars[chunk.ids[i]], "prob": math.exp(log_p),
                "surprisal_bits": -log_p / LN2,
                "alternatives": [{"char": chars[c], "prob": math.exp(lp)}
                                 for c, lp in zip(top_ids[i], top_log_probs[i], strict=True)]}  # fmt: skip
@@ -193,8 +193,8 @@ def line_records(lines: Iterable[Any]) -> Iterator[dict[str, Any]]:
 
 
 def score_record(name: str, model: str, result: Any, baselines: dict[int, float] | None = None) -> dict[str, Any]:
-    """`charrnn score`'s summary: the totals of a `score.ScoreResult` and, when fitted, the n-gram
-    baselines (order -> nats/char)."""
+    """`charrnn score`'s summary: the totals of a `score.ScoreResult` (or anything with its `summary()`
+    and `unknown`) and, when fitted, the n-gram baselines (order -> nats/char)."""
     summary = result.summary()
     summary["unknown"]["first_positions"] = {c: first for c, (_, first) in result.unknown.counts.items()}
     out = {"kind": "score", "source": name, "model": model, **summary}

@@ -17,19 +17,32 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .decode import decoded_blocks, read_text
+from .decode import check_decoding, decoded_blocks, read_text
 from .errors import CharrnnError
 from .kernels import scoring
 from .model import Model
-from .sources import STDIN, STDIN_NAME, Source
+from .sources import STDIN, STDIN_NAME, Source, corpus_sources
+from .stream import (
+    DEFAULT_CHUNK,
+    LineScore,
+    LineTracker,
+    NgramStream,
+    ScoredChunk,
+    TextScorer,
+    check_top,
+    perplexity,
+    running_sum,
+    summary,
+)
 from .vocab import UnknownReport
 
-DEFAULT_CHUNK = 1024
+READ_BLOCK = 1 << 20  # bytes decoded at a time when a text is streamed (source_pieces)
 LN2 = math.log(2.0)
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")  # a blank (or whitespace-only) line ends a paragraph
 
@@ -42,6 +55,18 @@ def read_source(source: str | Path) -> tuple[str, str]:
     if not Path(source).is_file():
         raise CharrnnError(f"{source} is not a file" if Path(source).exists() else f"{source} does not exist")
     return read_text([source]), str(source)
+
+
+def source_pieces(source: str | Path) -> tuple[Iterator[str], str]:
+    """(the decoded text of a file or of standard input ("-") as pieces of at most ~1M characters, display
+    name): `read_source` without holding the text (compressed files decompress as they are read)."""
+    check_decoding("utf-8", "strict")
+    if str(source) == STDIN:
+        return decoded_blocks(Source(None, STDIN_NAME), block_size=READ_BLOCK), STDIN_NAME
+    if not Path(source).is_file():
+        raise CharrnnError(f"{source} is not a file" if Path(source).exists() else f"{source} does not exist")
+    sources = corpus_sources([source]).sources
+    return (block for item in sources for block in decoded_blocks(item, block_size=READ_BLOCK)), str(source)
 
 
 @dataclass(frozen=True)
@@ -61,8 +86,8 @@ class ScoreResult:
 
     @property
     def log_likelihood(self) -> float:
-        """Total log-likelihood in nats (<= 0)."""
-        return float(self.log_probs.sum())
+        """Total log-likelihood in nats (<= 0), summed left to right as `TextScorer` sums a stream."""
+        return running_sum(0.0, self.log_probs)
 
     @property
     def nats_per_char(self) -> float:
@@ -74,21 +99,11 @@ class ScoreResult:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(self.nats_per_char)
+        return perplexity(self.nats_per_char)
 
     def summary(self) -> dict:
         """The totals, as `charrnn score --json` prints them."""
-        return {
-            "characters": int(self.ids.size),
-            "scored": self.scored,
-            "log_likelihood_nats": self.log_likelihood,
-            "log_likelihood_bits": self.log_likelihood / LN2,
-            "nats_per_char": self.nats_per_char,
-            "bits_per_char": self.bits_per_char,
-            "perplexity": self.perplexity,
-            "unknown": {"policy": self.unknown.policy, "total": self.unknown.total,
-                        "characters": {c: n for c, (n, _) in self.unknown.counts.items()}},
-        }  # fmt: skip
+        return summary(int(self.ids.size), self.scored, self.log_likelihood, self.unknown)
 
 
 def score_ids(
@@ -99,6 +114,7 @@ def score_ids(
     Wraps `kernels.scoring._score_chunk`."""
     if chunk_len < 1:
         raise CharrnnError(f"chunk length must be >= 1, got {chunk_len}")
+    check_top(model, top)
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     n = max(ids.size - 1, 0)
     L, H, V = model.config.num_layers, model.config.hidden_size, model.config.vocab_size
@@ -124,17 +140,19 @@ def score_text(model: Model, text: str, unk: str = "error", chunk_len: int = DEF
                where: str = "text") -> ScoreResult:  # fmt: skip
     """Score `text` under `model` (conventions in the module docstring). `unk` is the unknown-character
     policy ('error' | 'skip' | a mapped character); `top` > 0 also records the `top` most likely next
-    characters at every position; `where` names the text in error messages."""
-    if not text:
-        raise CharrnnError(f"{where} is empty: nothing to score")
-    ids, unknown = model.vocab.encode_with_report(text, unk=unk, where=where)
-    if ids.size < 2:
-        raise CharrnnError(
-            f"{where} has {ids.size} character(s) the model knows; scoring needs at least 2 "
-            "(the first only conditions the second)"
-        )
-    log_probs, top_ids, top_log_probs = score_ids(model, ids, chunk_len, top)
-    return ScoreResult(ids.astype(np.int64), log_probs, unknown, top_ids, top_log_probs)
+    characters at every position; `where` names the text in error messages. The same computation as
+    streaming the text through a `stream.TextScorer` (what `charrnn score` does), kept whole."""
+    scorer = TextScorer(model, unk, top, chunk_len, where)
+    chunks = list(scorer.feed(text))
+    chunks += scorer.finish()
+    ids = np.concatenate([np.array([scorer.first_id], dtype=np.int64), *(c.ids for c in chunks)])
+    return ScoreResult(ids, np.concatenate([c.log_probs for c in chunks]), scorer.unknown,
+                       np.concatenate([c.top_ids for c in chunks]), np.concatenate([c.top_log_probs for c in chunks]))
+
+
+def as_chunk(result: ScoreResult) -> ScoredChunk:
+    """A whole ScoreResult as one scored chunk (positions from 1)."""
+    return ScoredChunk(1, result.ids[1:], result.log_probs, result.top_ids, result.top_log_probs)
 
 
 def per_char_rows(result: ScoreResult, model: Model) -> list[dict]:
@@ -155,30 +173,13 @@ def per_char_rows(result: ScoreResult, model: Model) -> list[dict]:
     return rows
 
 
-@dataclass(frozen=True)
-class LineScore:
-    line: int  # 1-based
-    text: str  # without its newline
-    scored: int  # characters scored in this line (its newline included)
-    log_likelihood: float  # nats
-
-    @property
-    def bits_per_char(self) -> float:
-        return -self.log_likelihood / self.scored / LN2 if self.scored else float("nan")
-
-
 def line_scores(result: ScoreResult, model: Model) -> list[LineScore]:
     """Split a whole-text score by line: each character (a line's newline included) counts toward its own
     line, predicted in the context of the whole text, so the lines add up to the total. The text's first
-    character is not scored, so line 1 has one scored character fewer than its length."""
-    newline = model.vocab.index.get("\n", -1)
-    ids = result.ids
-    line_of = np.concatenate(([0], np.cumsum(ids[:-1] == newline)))  # line index of each character
-    count = int(line_of[-1]) + 1
-    sums = np.bincount(line_of[1:], weights=result.log_probs, minlength=count)
-    scored = np.bincount(line_of[1:], minlength=count)
-    texts = model.vocab.decode(ids).split("\n")[:count]
-    return [LineScore(i + 1, texts[i], int(scored[i]), float(sums[i])) for i in range(count)]
+    character is not scored, so line 1 has one scored character fewer than its length. (What
+    `stream.LineTracker` does as the chunks of a stream come.)"""
+    tracker = LineTracker(model)
+    return tracker.add(as_chunk(result), int(result.ids[0])) + tracker.finish()
 
 
 # ---- author attribution ----
@@ -264,13 +265,13 @@ def shared_vocabulary(models: list[Model]) -> str:
 
 def keep_only(text: str, alphabet: str) -> tuple[str, dict[str, int]]:
     """(text without the characters outside `alphabet`, those characters -> occurrences), vectorised."""
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     known = np.isin(codes, np.array([ord(c) for c in alphabet], dtype=np.uint32))
     if known.all():
         return text, {}
     values, counts = np.unique(codes[~known], return_counts=True)
     removed = {chr(int(v)): int(n) for v, n in zip(values, counts, strict=True)}
-    return codes[known].tobytes().decode("utf-32-le"), removed
+    return codes[known].tobytes().decode("utf-32-le", "surrogatepass"), removed
 
 
 def split_paragraphs(text: str) -> list[tuple[int, str]]:
@@ -324,10 +325,19 @@ def ngram_baselines(model: Model, train_path: str | Path, text: str, unk: str = 
     """Nats/char of `text` under Kneser-Ney n-gram models fitted on the text of `train_path`, scored by
     the same convention as `score_text` (characters 2..N), so the figures sit beside the model's.
     Both texts are encoded with the model's vocabulary and the unknown-character policy `unk`."""
-    from .baselines import fit_ngram
-
-    train_ids = model.vocab.encode(read_text([train_path]), unk=unk, where=str(train_path))
     ids = model.vocab.encode(text, unk=unk)
     if len(ids) < 2:
         raise CharrnnError("the text to score needs at least 2 characters for the baselines")
-    return {order: float(-fit_ngram(train_ids, len(model.vocab), order).log_probs(ids)[1:].mean()) for order in orders}
+    stream = baseline_stream(model, train_path, unk, orders)
+    stream.add(ScoredChunk(1, ids[1:].astype(np.int64), np.empty(0), np.empty((0, 0)), np.empty((0, 0))), int(ids[0]))
+    return stream.nats_per_char()
+
+
+def baseline_stream(model: Model, train_path: str | Path, unk: str = "error",
+                    orders: tuple[int, ...] = (1, 2, 3, 4, 5)) -> NgramStream:  # fmt: skip
+    """An `NgramStream` of Kneser-Ney models of `orders` fitted on the text of `train_path` (encoded with
+    the model's vocabulary under `unk`)."""
+    from .baselines import fit_ngram
+
+    train_ids = model.vocab.encode(read_text([train_path]), unk=unk, where=str(train_path))
+    return NgramStream({order: fit_ngram(train_ids, len(model.vocab), order) for order in orders})

@@ -96,7 +96,7 @@ def _states(model: Model, ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return out
 
 
-def spot(model: Model, text: str, min_surprisal: float = 7.0, min_gain: float = 5.0, window: int = 10,
+def spot(model: Model, text: str, min_surprisal: float = 10.0, min_gain: float = 12.0, window: int = 10,
          alternatives: int = 6, unk_penalty: float | None = None) -> list[Suspect]:  # fmt: skip
     """Probably wrong characters of `text` with their best single-edit fix, in text order (method in
     the module docstring). Thresholds in bits; `window` in characters; `unk_penalty` in bits or None."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .budget import require
 from .errors import CharrnnError, OptionError  # OptionError: a bad parameter (exit 2 on the CLI)
 
 MARKOV_ALPHABET = string.ascii_lowercase
@@ -122,8 +123,8 @@ def random_markov_source(
             f"alphabet {alphabet_size} and order {order} give {alphabet_size**order:,} contexts;"
             f" the limit is {MAX_CONTEXTS:,}"
         )
-    if not concentration > 0:
-        raise OptionError(f"concentration must be positive, got {concentration}")
+    if not 0 < concentration < math.inf:
+        raise OptionError(f"concentration must be a positive finite number, got {concentration}")
     rng = np.random.default_rng(seed)
     table = rng.dirichlet(np.full(alphabet_size, float(concentration)), size=alphabet_size**order)
     return MarkovSource(MARKOV_ALPHABET[:alphabet_size], order, table)
@@ -133,7 +134,7 @@ def markov_text(
     length: int, order: int = 2, alphabet_size: int = 8, concentration: float = 1.0, seed: int = 0
 ) -> SynthText:
     """`length` characters from `random_markov_source(order, alphabet_size, concentration, seed)`."""
-    _check_length(length)
+    _check_length(length, seed)
     source = random_markov_source(order, alphabet_size, concentration, seed)
     # the table and the sample use separate streams, so the same seed gives the same table at any length
     text = source.generate(length, np.random.default_rng([seed, 1]))
@@ -224,13 +225,20 @@ def brackets_text(
     length: int, types: int = 3, letters: int = 4, p_open: float = 0.25, p_close: float = 0.35, seed: int = 0
 ) -> SynthText:
     """`length` characters from `BracketSource(types, letters, p_open, p_close)`, seeded."""
-    _check_length(length)
+    _check_length(length, seed)
     source = BracketSource(types, letters, p_open, p_close)
     text = source.generate(length, np.random.default_rng(seed))
     params = {"types": types, "letters": letters, "p_open": p_open, "p_close": p_close, "seed": seed}
     return SynthText(text, source.entropy_rate(), "brackets", params)
 
 
-def _check_length(length: int) -> None:
+BYTES_PER_CHAR = 48  # while generating: a draw (8), a list slot (8), the characters joined, the UTF-8 copy
+
+
+def _check_length(length: int, seed: int = 0) -> None:
+    """Refuse a length below 1 or beyond memory, and a negative seed, before anything is drawn."""
     if length < 1:
         raise OptionError(f"length must be at least 1, got {length}")
+    if seed < 0:
+        raise OptionError(f"seed must be >= 0, got {seed}")
+    require(length * BYTES_PER_CHAR, f"--length {length:,}")

@@ -19,6 +19,8 @@ validation loss (stop_reason "patience"); the best model is in `<stem>.best.npz`
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .baselines import baseline_table
+from .budget import check_training
 from .checkpointing import (
     Snapshot,
     TrainState,
@@ -47,13 +50,15 @@ from .fingerprint import ids_hash
 from .kernels import blas, optim
 from .metrics import MetricsLog
 from .model import Model, ModelConfig, save_checkpoint
+from .outputs import hold_output, same_file
 from .progress import TrainingBar
+from .trainlog import NATS_PER_BIT, Window, evaluation_line, header
 from .vocab import Vocab
 from .workspace import Workspace
 
 __all__ = ["TrainConfig", "TrainResult", "TrainState", "apply_update", "best_path", "evaluate", "ids_hash", "train"]
 
-NATS_PER_BIT = math.log(2.0)
+ABANDON_AFTER = 0.5  # seconds an evaluation may go on after Ctrl-C/SIGTERM before it is abandoned
 BASELINE_MAX_TRAIN_CHARS = 1 << 22  # the n-gram baselines are fitted on at most this prefix of the training text
 
 
@@ -106,47 +111,44 @@ def apply_update(
     return norm
 
 
-def evaluate(model: Model, ids: np.ndarray, batch_size: int, seq_len: int,
-             workspace: Workspace | None = None) -> float | None:  # fmt: skip
+class EvaluationAbandoned(Exception):
+    """`evaluate` was told to stop between two chunks (Ctrl-C or SIGTERM during a long evaluation)."""
+
+
+def evaluate(model: Model, ids: np.ndarray, batch_size: int, seq_len: int, workspace: Workspace | None = None,
+             abandon: Callable[[], bool] | None = None) -> float | None:  # fmt: skip
     """Mean cross-entropy (nats/char) over a whole text laid out as parallel streams, each starting
-    from a zero state and carrying it across chunks. None if the text is too short to predict."""
+    from a zero state and carrying it across chunks. None if the text is too short to predict.
+    `abandon()` is asked between chunks (a chunk takes well under a second); True raises
+    EvaluationAbandoned."""
     batches = eval_streams(ids, batch_size, seq_len)
     if batches is None:
         return None
     workspace = workspace or Workspace(model)
     total, state = 0.0, model.initial_state(batches.batch_size)
     for index in range(batches.chunks_per_epoch):
+        if abandon is not None and abandon():
+            raise EvaluationAbandoned
         inputs, targets = batches.chunk(index)
         loss, state = workspace.loss(inputs, targets, state)
         total += loss
     return total / batches.chunks_per_epoch
 
 
-@dataclass
-class _Window:
-    """Training loss and throughput since the last evaluation (one metrics record's worth)."""
+def _one_writer(function: Callable) -> Callable:
+    """Run the training function holding the write lock of its `output` (outputs.hold_output), so two
+    runs never write the same checkpoint and metrics log."""
+    signature = inspect.signature(function)
 
-    loss_sum: float = 0.0
-    steps: int = 0
-    chars: int = 0
-    started: float | None = None  # end of the window's first step: JIT compilation does not count
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with hold_output(signature.bind(*args, **kwargs).arguments["output"]):
+            return function(*args, **kwargs)
 
-    def add(self, loss: float, chars: int) -> None:
-        if self.started is None:
-            self.started = time.perf_counter()
-        else:
-            self.chars += chars
-        self.loss_sum, self.steps = self.loss_sum + loss, self.steps + 1
-
-    @property
-    def mean_loss(self) -> float | None:
-        return self.loss_sum / self.steps if self.steps else None
-
-    @property
-    def chars_per_second(self) -> float:
-        return self.chars / max(time.perf_counter() - self.started, 1e-9) if self.started else 0.0
+    return wrapper
 
 
+@_one_writer
 def train(
     model_config: ModelConfig | None,
     config: TrainConfig,
@@ -162,6 +164,7 @@ def train(
     on_sample: Callable[[Model, int], None] | None = None,
     train_hash: str | None = None,
     metadata: dict | None = None,
+    stop_evaluation: Callable[[], bool] | None = None,
     documents: DocumentCorpus | None = None,
 ) -> TrainResult:
     """Train (or resume, or fine-tune) and write checkpoints and the metrics log. See the module docstring.
@@ -173,6 +176,9 @@ def train(
     `config.sample_every` steps (or after each evaluation) and must not change the model.
     `train_hash` is `ids_hash(train_ids)` when the caller already knows it. `metadata` (JSON-able) is
     added to every checkpoint's metadata (the CLI stores the data options and the run's provenance).
+    `stop_evaluation()` is asked between the chunks of an evaluation: once True (the CLI passes its
+    Ctrl-C/SIGTERM flag, as it does for `should_stop`), an evaluation that has not finished within
+    ABANDON_AFTER seconds is abandoned and the checkpoint saved without a validation loss.
     With `documents` (charrnn/documents.py), batches and validation come from it (train_ids, val_ids: its
     `stream`s, for the baselines and the hash), and every checkpoint carries its split and hashes.
     """
@@ -187,11 +193,17 @@ def train(
         raise CharrnnError("--resume and --init-from exclude each other (resume continues a run; init-from starts one)")
     if resume is not None:
         model, state = resume_state(resume, vocab, config, train_hash)
+        if state.chunk > batches.chunks_per_epoch:
+            raise CharrnnError(f"{resume}: resume state chunk {state.chunk} is past the {batches.chunks_per_epoch} "
+                               "chunks of an epoch of this corpus")  # fmt: skip
         log(f"resumed {resume} from step {state.step} (epoch {state.epoch}); saving to {output}")
     else:
         rng = np.random.default_rng(config.seed)
         if init_model is None:
             assert model_config is not None
+            c = model_config
+            check_training(len(vocab), c.hidden_size, c.num_layers, c.dtype, config.batch_size, config.seq_len,
+                           config.optimizer, config.dropout > 0)  # fmt: skip
             model = Model.initialize(model_config, vocab, rng)
         elif init_model.vocab != vocab:
             raise CharrnnError("the --init-from model's vocabulary differs from the vocabulary of the encoded corpus")
@@ -199,25 +211,42 @@ def train(
             model = Model(init_model.config, init_model.vocab, init_model.flat.copy())
         state = TrainState(lr=config.lr, rng_state=rng.bit_generator.state, train_hash=train_hash)
         state.optimizer = {slot: np.zeros_like(model.flat) for slot in optimizer_slots(config.optimizer)}
+    if resume is not None or init_model is not None:
+        c = model.config
+        check_training(len(vocab), c.hidden_size, c.num_layers, c.dtype, config.batch_size, config.seq_len,
+                       config.optimizer, config.dropout > 0)  # fmt: skip
     if state.hidden is None:
         state.hidden = model.initial_state(config.batch_size)
     check_writable(output)
-    metrics = MetricsLog(metrics_path(output), keep_upto_step=state.step if resume is not None else None)
+    own_history = resume is not None and same_file(resume, output)
+    metrics = MetricsLog(metrics_path(output), keep_upto_step=state.step if resume is not None else None,
+                         source=metrics_path(resume) if resume is not None else None)  # fmt: skip
+    # a best model left by an earlier, unrelated run must not sit beside this one: replaced by this run's
+    # first better model, else removed at this run's first checkpoint (not before: an early failure loses nothing)
+    stale_best = not own_history and best_path(output).exists()
+    stop_requested: list[float] = []
+
+    def abandon_evaluation() -> bool:
+        """Ctrl-C/SIGTERM during an evaluation: finish it only if that takes under half a second more."""
+        if stop_evaluation is None or not stop_evaluation():
+            return False
+        stop_requested[:] = stop_requested or [time.perf_counter()]
+        return time.perf_counter() - stop_requested[0] > ABANDON_AFTER
 
     baselines = {}
     if len(val_ids) > 1:
         baselines = baseline_table(train_ids[:BASELINE_MAX_TRAIN_CHARS], val_ids, len(vocab), orders=(1, 2, 3, 4, 5))
-    log(_header(model, config, batches, len(val_ids), baselines, documents))
+    log(header(model, config, batches, len(val_ids), baselines, documents))
     limit_steps = _step_limit(config, batches, state)
     grad = np.empty_like(model.flat)
     start, elapsed_before, last_val, last_loss, stop_reason = time.perf_counter(), state.elapsed, None, None, None
-    overall, window = _Window(), _Window()
+    overall, window = Window(), Window()
     evaluated_at = state.step if resume is not None else -1
     snapshot, failures, rollbacks = Snapshot.take(model, state), 0, 0
 
     def roll_back(what: str, failed_at: int) -> None:
         nonlocal failures, rollbacks, window
-        failures, rollbacks, window = failures + 1, rollbacks + 1, _Window()
+        failures, rollbacks, window = failures + 1, rollbacks + 1, Window()
         snapshot.restore(model, state)
         state.lr = snapshot.lr * 0.5**failures
         bar.rewind(state.step)
@@ -267,16 +296,21 @@ def train(
                 due = state.step % config.eval_every == 0 if reason is None else evaluated_at != state.step
                 if due:
                     state.elapsed = elapsed_before + time.perf_counter() - start
-                    val_loss, finite = _evaluate_and_save(model, config, state, val_ids, output, baselines, window,
-                                                          metrics, log, state.lr * factor, metadata or {},
-                                                          documents)  # fmt: skip
+                    val_loss, finite, improved = _evaluate_and_save(
+                        model, config, state, val_ids, output, baselines, window, metrics, log, state.lr * factor,
+                        metadata or {}, abandon_evaluation, documents)  # fmt: skip
+                    if stale_best and finite:
+                        stale_best = False
+                        if not improved and best_path(output).exists():
+                            best_path(output).unlink()
+                            log(f"removed {best_path(output)}, the best model of an earlier run")
                     if not finite:
                         roll_back("validation loss is non-finite", state.step)
                         if reason == "diverged":
                             stop_reason = reason
                             break
                         continue
-                    last_val, evaluated_at, window = val_loss, state.step, _Window()
+                    last_val, evaluated_at, window = val_loss, state.step, Window()
                     snapshot, failures = Snapshot.take(model, state), 0
                 sample_due = due if config.sample_every is None else reason is None and (
                     config.sample_every > 0 and state.step % config.sample_every == 0)  # fmt: skip
@@ -289,25 +323,6 @@ def train(
             bar.close()
     return TrainResult(model, state, stop_reason, last_loss, last_val, overall.chars_per_second, output,
                        best_path(output), rollbacks)  # fmt: skip
-
-
-def _header(model: Model, config: TrainConfig, batches, n_val: int, baselines: dict, documents) -> str:
-    c = model.config
-    parts = [
-        f"model: {c.num_layers} x {c.hidden_size} {c.activation} RNN, vocab {c.vocab_size}"
-        + (" (end symbol included)" if documents else "") + f", {model.flat.size:,} parameters ({c.dtype})",
-        documents.describe(batches) if documents else f"data: {len(batches.ids):,} train chars, {n_val:,} "
-        f"validation chars; {batches.chunks_per_epoch} steps per epoch of {config.batch_size} x {config.seq_len}",
-    ]  # fmt: skip
-    if baselines:
-        parts.append("baselines (validation): " + ", ".join(
-            f"{_ngram_name(order)} {loss:.3f} nats ({loss / NATS_PER_BIT:.3f} bits)/char"
-            for order, loss in baselines.items()))  # fmt: skip
-    return "\n".join(parts)
-
-
-def _ngram_name(order: int) -> str:
-    return {1: "unigram", 2: "bigram", 3: "trigram"}.get(order, f"{order}-gram")
 
 
 def _step_limit(config: TrainConfig, batches: StreamBatches, state: TrainState) -> int | None:
@@ -343,16 +358,21 @@ def _stop_reason(config, state, batches, limit_steps, start, should_stop) -> str
 
 
 def _evaluate_and_save(model, config, state, val_ids, output, baselines, window, metrics, log, lr, metadata,
-                       documents):  # fmt: skip
+                       abandon=None, documents=None):  # fmt: skip
     """Evaluate, then (only if everything is finite) save checkpoints and log. `lr` is the learning rate of
-    the last step (schedule applied), for the metrics. Returns (val_loss, finite)."""
-    per_doc, (meta, arrays) = None, documents.checkpoint_extras() if documents else ({}, {})
+    the last step (schedule applied), for the metrics. An evaluation `abandon()` stops is skipped: the
+    checkpoint is saved without a validation loss. Returns (val_loss, finite, improved)."""
+    abandoned, per_doc, (meta, arrays) = False, None, documents.checkpoint_extras() if documents else ({}, {})
     if documents is not None:  # validation per character and per document; the split and hashes in checkpoints
         val_loss, per_doc = documents.evaluate(model, config.val_max_chars) or (None, None)
     else:
-        val_loss = evaluate(model, val_ids, config.batch_size, config.seq_len) if len(val_ids) > 1 else None
+        try:
+            val_loss = evaluate(model, val_ids, config.batch_size, config.seq_len, None, abandon) if len(
+                val_ids) > 1 else None  # fmt: skip
+        except EvaluationAbandoned:
+            val_loss, abandoned = None, True
     if val_loss is not None and not math.isfinite(val_loss):
-        return val_loss, False
+        return val_loss, False, False
     improved = val_loss is not None and (state.best_val_loss is None or val_loss < state.best_val_loss)
     if improved:
         state.best_val_loss, state.evals_since_best = val_loss, 0
@@ -367,16 +387,5 @@ def _evaluate_and_save(model, config, state, val_ids, output, baselines, window,
                     "train_nats_per_char": window.mean_loss, "val_nats_per_char": val_loss, "val_bits_per_char": bits,
                     "chars_per_second": round(window.chars_per_second, 1), "best": improved,
                     **({"val_nats_per_document": per_doc} if documents else {})})  # fmt: skip
-    parts = [f"step {state.step} (epoch {state.epoch}):"]
-    if window.mean_loss is not None:
-        parts.append(f"train {window.mean_loss:.4f},")
-    if val_loss is not None:
-        # the header lists every order; each evaluation repeats the unigram, bigram and best n-gram
-        shown = {order: loss for order, loss in baselines.items() if order in (1, 2, max(baselines))}
-        context = ", ".join(f"{_ngram_name(order)} {loss:.3f}" for order, loss in shown.items())
-        parts.append(f"validation {val_loss:.4f} nats/char, {bits:.4f} bits/char"
-                     + (f", {per_doc:.3f} nats/document" if per_doc is not None else "")
-                     + (f" ({context})" if context else ""))  # fmt: skip
-    parts.append(f"{window.chars_per_second:,.0f} chars/s" + (" *best*" if improved else ""))
-    log(" ".join(parts))
-    return val_loss, True
+    log(evaluation_line(state.step, state.epoch, window, val_loss, baselines, improved, abandoned, per_doc))
+    return val_loss, True, improved

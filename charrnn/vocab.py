@@ -148,7 +148,9 @@ class Vocab:
     ) -> tuple[np.ndarray, UnknownReport]:
         """Like `encode`, also returning which unknown characters were skipped or mapped."""
         check_unk_policy(unk, self)
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        # surrogatepass: a lone surrogate (from undecodable bytes in an argument) is an unknown character
+        # like any other, never an exception
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
         in_table = codes < len(self._table)
         ids = np.full(codes.shape, -1, dtype=np.int64)
         ids[in_table] = self._table[codes[in_table]]

@@ -411,3 +411,68 @@ TWINS.update({
     "series._head_params": "tests/test_series_kernels.py (parameter views of the flat vector)",
     "series._stack_params": "tests/test_series_kernels.py (parameter views of the flat vector)",
 })  # fmt: skip
+
+
+# ---- coding ----
+
+CODING_TOTAL = 1 << 24
+
+
+def frequencies(params, h_top, escape, total=CODING_TOTAL):
+    """The coder's integer frequencies (V+1,) at the top layer's state h_top (H,): the vocabulary's
+    1 + floor(p·(total - escape - V)), the floors' remainder to the most likely character, then `escape`."""
+    logits = h_top @ params["Wy"] + params["by"]
+    weights = np.exp(logits - logits.max())
+    budget = total - escape
+    freq = 1 + np.floor(weights * ((budget - len(weights)) / weights.sum())).astype(np.int64)
+    freq[np.argmax(freq)] += budget - freq.sum()
+    return np.append(freq, escape)
+
+
+def range_encode(symbols):
+    """The range coder in unbounded integers, no carry handling needed: symbols are (cum, freq, total).
+    The interval [low, low + width) narrows to [low + r·cum, + r·freq) with r = width // total (the
+    table's last symbol takes the whole rest), widened by bytes to keep width >= 2^48; the stream is the
+    multiple of 2^48 inside the final interval, in bytes, without its leading zero byte and trailing zeros."""
+    low, width, shifts = 0, 2**56 - 1, 0
+    for cum, freq, total in symbols:
+        r = width // total
+        low += r * cum
+        width = r * freq if cum + freq < total else width - r * cum
+        while width < 2**48:
+            low, width, shifts = low << 8, width << 8, shifts + 1
+    if not symbols:
+        return b""
+    point = -(-low // 2**48) * 2**48
+    return point.to_bytes(7 + shifts, "big")[: shifts + 1]
+
+
+def fixed_gemm(a, b, c, trans_a, trans_b, beta):
+    """op(a)·op(b) + beta·c."""
+    return (a.T if trans_a else a) @ (b.T if trans_b else b) + beta * c
+
+
+def mul_add(a, b, c):
+    return a * b + c
+
+
+def escape_frequency(escapes, coded, total=CODING_TOTAL):
+    """Units of `total` for the coder's escape symbol: total·escapes/(coded + 1), at least 1, at most 63/64."""
+    return max(1, min(total - total // 64, total * escapes // (coded + 1)))
+
+
+# the coder (charrnn/kernels/coding.py) and the strict tree's stand-ins (blas._fixed_gemm, the exp's rounded
+# multiply-add); the coder's Python-level twins are the range coder and the frequencies above, and the
+# model-level ones the recurrence and the gradient
+_DECODER = "tests/test_kernels_coding.py (decodes what range_encode writes, symbol for symbol)"
+_TEXT = "tests/test_codec.py (size = score's surprisal; any text round-trips; unknown characters)"
+TWINS.update({
+    "blas._fixed_gemm": fixed_gemm, "elementwise._mul_add_rounded": mul_add,
+    "coding._frequencies": frequencies, "coding._escape_frequency": escape_frequency,
+    "coding._advance": step, "coding._learn": grads,
+    "coding._shift_low": range_encode, "coding._encode": range_encode, "coding._flush": range_encode,
+    "coding._start_decoder": _DECODER, "coding._next_byte": _DECODER, "coding._decode_target": _DECODER,
+    "coding._decode_update": _DECODER,
+    "coding._remember": _TEXT, "coding._encode_oov": _TEXT, "coding._decode_oov": _TEXT,
+    "coding._encode_block": _TEXT, "coding._decode_block": _TEXT,
+})  # fmt: skip

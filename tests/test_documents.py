@@ -276,7 +276,7 @@ def test_readme_documents_defaults_match_the_code():
 
     from charrnn.documents import DEFAULT_EPOCHS, MODEL_DEFAULTS, TRAIN_DEFAULTS
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "documents.md").read_text(encoding="utf-8")
     rows = readme.split("| option | stream default | `--documents` default | why |")[1].split("\n\n")[0]
     cells = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in rows.splitlines()[2:]}
     assert cells["`--hidden`, `--layers`"] == f"{MODEL_DEFAULTS['hidden_size']}, {MODEL_DEFAULTS['num_layers']}"

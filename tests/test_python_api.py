@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tiny_models import markov_text
 
@@ -13,7 +14,10 @@ import charrnn
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-PYTHON_BLOCKS = re.findall(r"^```python\n(.*?)^```", README, flags=re.MULTILINE | re.DOTALL)
+PAGES = [README, *(path.read_text(encoding="utf-8") for path in sorted((ROOT / "docs").glob("*.md")))]
+# the README's blocks first (they train model.npz), then every docs/ page's, in name order
+PYTHON_BLOCKS = [block for page in PAGES
+                 for block in re.findall(r"^```python\n(.*?)^```", page, flags=re.MULTILINE | re.DOTALL)]  # fmt: skip
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # the subprocesses import this checkout
 
 
@@ -54,13 +58,17 @@ def test_package_ships_py_typed():
 
 
 def test_readme_python_examples_run(tmp_path, capsys):
-    """Every ```python block of the README, in order, in one directory (the test's own, see conftest) with a
-    small corpus and text."""
+    """Every ```python block of the README and then of the docs/ pages, in order, in one directory (the test's
+    own, see conftest) with a small corpus and text."""
     assert len(PYTHON_BLOCKS) >= 2
     alphabet = "abcdefghilmnorstu ,.ROMEO:\n"
     (tmp_path / "corpus.txt").write_text(markov_text(30_000, alphabet, chain_seed=3), encoding="utf-8")
     (tmp_path / "play.txt").write_text(markov_text(2_000, alphabet, chain_seed=3, sample_seed=1), encoding="utf-8")
+    rng = np.random.default_rng(5)  # names.txt for docs/documents.md: 1,500 short lowercase names
+    names = ["".join(rng.choice(list("aeioulmnrstkz"), rng.integers(3, 8))) for _ in range(1500)]
+    (tmp_path / "names.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
     for index, block in enumerate(PYTHON_BLOCKS):
-        exec(compile(block, f"README.md python block {index + 1}", "exec"), {"__name__": "__readme__"})
+        where = f"python block {index + 1} (README.md, then docs/*.md)"
+        exec(compile(block, where, "exec"), {"__name__": "__readme__"})
     assert (tmp_path / "model.npz").is_file()
     assert capsys.readouterr().out.strip()  # the examples print what they computed

@@ -7,7 +7,8 @@ prints (charrnn/report.py).
 
 Exit status: 0 done; 1 a runtime failure (a missing or corrupt file, a corpus too short, divergence),
 printed as one `Error: ...` line; 2 a usage mistake (an unknown option, a value of the wrong type, out
-of range or not among the choices), also one `Error: ...` line; 130 interrupted (Ctrl-C).
+of range or not among the choices), also one `Error: ...` line; 130 interrupted (Ctrl-C); 143 stopped by
+SIGTERM (training saves first, as for Ctrl-C).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from . import attribute, corpus, curves, engine, export, info, rerank, sample, score, series, spot, train, viz
+from ..errors import CharrnnError
+from . import attribute, codec, corpus, curves, engine, export, info, rerank, sample, score, series, spot, train, viz
+from .common import StdoutError, Terminated, describe, guarded_stdout, signals_as_exceptions, silence_stdout
 
 # Click's base exception, reached through Typer's public BadParameter: recent Typer releases vendor Click
 # (typer._click), older ones use click itself, and both keep this class hierarchy.
@@ -26,13 +29,16 @@ ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "Cl
 
 
 class CharrnnGroup(TyperGroup):
-    """Click's usage errors as one `Error:` line (exit 2, as Click), Ctrl-C anywhere as exit 130."""
+    """The outer error boundary: Click's usage errors as one `Error:` line (exit 2, as Click), Ctrl-C
+    anywhere as exit 130, SIGTERM as 143, and whatever a command let through that a user can cause
+    (common.describe) as one line; standard output guarded (common.guarded_stdout)."""
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
-            status = super().main(*args, standalone_mode=False, **kwargs)
+            with signals_as_exceptions(), guarded_stdout():
+                status = super().main(*args, standalone_mode=False, **kwargs)
         except ClickException as error:
             context = getattr(error, "ctx", None)
             hint = f" (see '{context.command_path} --help')" if context is not None else ""
@@ -41,6 +47,18 @@ class CharrnnGroup(TyperGroup):
         except (typer.Abort, KeyboardInterrupt):
             typer.echo("Interrupted.", err=True)
             sys.exit(130)
+        except Terminated:
+            typer.echo("Terminated.", err=True)
+            sys.exit(143)
+        except BrokenPipeError:
+            silence_stdout()
+            sys.exit(0)
+        except (OSError, MemoryError, UnicodeError, CharrnnError) as error:
+            message, status = describe(error)  # type: ignore[misc]
+            if isinstance(error, StdoutError):
+                silence_stdout()
+            typer.echo(f"Error: {message}", err=True)
+            sys.exit(status)
         sys.exit(status if isinstance(status, int) else 0)
 
 
@@ -83,6 +101,8 @@ app.command()(viz.viz)
 app.command()(rerank.rerank)
 app.command()(spot.spot)
 app.command(name="sweep")(engine.sweep)  # grid or random search over `charrnn train`
+app.command()(codec.compress)
+app.command()(codec.decompress)
 
 
 def main() -> None:

@@ -69,6 +69,9 @@ def corpus_get(
             log=None if quiet else (lambda message: typer.echo(message, err=True)),
         )
         if output is not None:
+            from ..outputs import refuse_inputs
+
+            refuse_inputs({"-o": output}, [("the cached corpus", path)])
             try:
                 shutil.copyfile(path, output)
             except OSError as error:

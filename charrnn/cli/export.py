@@ -30,7 +30,9 @@ def export(
     from .common import user_errors
 
     with user_errors():
-        if output.exists() and output.resolve() == model.resolve():
+        from ..outputs import same_file
+
+        if output.exists() and same_file(output, model):  # through links too
             raise CharrnnError(f"-o {output} is the model itself; choose another output file")
         if output.exists() and not force:
             raise CharrnnError(f"{output} exists; pass --force to replace it")

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..config import MAX_SEED
-from .common import ModelArgument, ThreadsOption, UnkOption, emit, user_errors
+from .common import ModelArgument, ThreadsOption, UnkOption, emit, text_argument, user_errors
 
 
 def read_prime(prime: str | None, prime_file: Path | None) -> str:
@@ -69,6 +69,8 @@ def sample(
             check_sampling_options(length, temperature, top_k, top_p, num_samples, 1)
         except CharrnnError as error:
             raise OptionError(str(error)) from None
+        prime, stop = text_argument(prime, "--prime"), text_argument(stop, "--stop")
+        text_argument(unk, "--unk")
         text = read_prime(prime, prime_file)
         loaded = load_model(model)
         typed = {name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "") != "DEFAULT"}
@@ -86,13 +88,15 @@ def sample(
             raise OptionError("--max-length, --unique and --novel apply to documents models (train --documents)")
         if seed is None:  # drawn here, below 2^53, so that the seed --json reports survives any JSON reader
             seed = secrets.randbelow(MAX_SEED)
+        # one sample printed as it comes is streamed, not kept: memory stays flat for any -n (the others are
+        # printed whole at the end, so their texts are kept, and their size is checked before starting)
+        streaming = num_samples == 1 and not as_json
         with compute_threads(threads):
             sampler = start_sampling(loaded, length, temperature, top_k, top_p, greedy, text, num_samples, seed,
-                                     stop, parse_unk_option(unk))  # fmt: skip
+                                     stop, parse_unk_option(unk), keep_text=not streaming)  # fmt: skip
             if sampler.unknown.total:
                 action = "skipped" if sampler.unknown.policy == "skip" else "mapped"
                 typer.echo(f"prime: unknown characters {action}: {sampler.unknown.summary()}", err=True)
-            streaming = num_samples == 1 and not as_json
             if streaming:
                 sys.stdout.write(text)
             last = text[-1:]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .common import JsonOption, ModelArgument, ThreadsOption, UnkOption, emit, user_errors
+from .common import JsonOption, ModelArgument, ThreadsOption, UnkOption, emit, text_argument, user_errors
 from .engine import (
     BatchOutputOption,
     EngineOption,
@@ -60,10 +62,10 @@ def score(
     from ..errors import OptionError
     from ..generate import compute_threads
     from ..model import load_model
-    from ..report import char_header, char_records, char_text, line_header, line_records, line_text, score_record
+    from ..report import score_record
     from ..report import score_text as summary_text
-    from ..score import line_scores, ngram_baselines, read_source
-    from ..score import score_text as score_under
+    from ..score import baseline_stream, source_pieces
+    from ..stream import LineTracker, TextScorer
     from ..vocab import parse_unk_option
 
     with user_errors():
@@ -77,33 +79,95 @@ def score(
         source = single_source(sources)
         if (source is None) == (text is None):
             raise OptionError("give a FILE (or - for stdin) or --text, exactly one")
-        body, name = (text, "--text") if text is not None else read_source(source)
+        text, unk = text_argument(text, "--text"), text_argument(unk, "--unk")
         loaded = load_model(model)
         if documents or split is not None or loaded.vocab.has_end:  # cli/documents.py
+            from ..score import read_source
             from .documents import score_documents
 
             if per_char or per_line or baseline is not None:
                 raise OptionError("--per-char, --per-line and --baseline do not apply to scoring documents")
+            body, name = (text, "--text") if text is not None else read_source(source)
             with compute_threads(threads):
                 score_documents(model, body, name, split, parse_unk_option(unk), as_json)
             return
-        with compute_threads(threads):
-            result = score_under(loaded, body, parse_unk_option(unk), top=alternatives if per_char else 0, where=name)
-        baselines = ngram_baselines(loaded, baseline, body, parse_unk_option(unk)) if baseline is not None else None
-        # rows stream, one line each, before the summary record
-        tables = [(per_char, char_header, lambda: char_records(result, loaded.vocab.chars), char_text),
-                  (per_line, line_header, lambda: line_records(line_scores(result, loaded)), line_text)]  # fmt: skip
-        for wanted, header, records, text_of in tables:
-            if wanted:
-                if not as_json:
-                    typer.echo(header())
-                for row in records():
-                    if as_json:
-                        emit(row)
-                    else:
-                        typer.echo(text_of(row))
-        record = score_record(name, str(model), result, baselines)
+        top = alternatives if per_char else 0
+        if top > loaded.config.vocab_size:
+            raise OptionError(f"--alternatives must be at most the model's vocabulary size "
+                              f"({loaded.config.vocab_size}), got {alternatives}")  # fmt: skip
+        policy = parse_unk_option(unk)
+        baselines = baseline_stream(loaded, baseline, policy) if baseline is not None else None
+        pieces, name = ([text], "--text") if text is not None else source_pieces(source)
+        scorer = TextScorer(loaded, policy, top, where=name)
+        lines = LineTracker(loaded) if per_line else None
+        with compute_threads(threads), Rows(per_char, per_line, as_json) as rows:
+            # the text streams through: rows are printed as their chunk is scored, nothing grows with the text
+            for chunk in _chunks(scorer, pieces):
+                if per_char:
+                    rows.chars(chunk, loaded.vocab.chars)
+                if lines is not None:
+                    rows.lines(lines.add(chunk, scorer.first_id))
+                if baselines is not None:
+                    baselines.add(chunk, scorer.first_id)
+            if lines is not None:
+                rows.lines(lines.finish())
+        record = score_record(name, str(model), scorer, baselines.nats_per_char() if baselines else None)
         if as_json:
             emit(record)
         else:
             typer.echo(summary_text(record, str(baseline)))
+
+
+def _chunks(scorer, pieces):
+    for piece in pieces:
+        yield from scorer.feed(piece)
+    yield from scorer.finish()
+
+
+class Rows:
+    """Prints the per-character rows as they come and the per-line rows after them (docs/json.md's order):
+    with both, line rows wait in a temporary file, not in memory."""
+
+    def __init__(self, per_char: bool, per_line: bool, as_json: bool) -> None:
+        self.as_json, self.per_char, self.per_line = as_json, per_char, per_line
+        self.spool = tempfile.TemporaryFile("w+", encoding="utf-8") if per_char and per_line else None
+        self.headed = {"char": False, "line": False}
+
+    def __enter__(self) -> Rows:
+        return self
+
+    def __exit__(self, kind, value, trace) -> None:
+        try:
+            if kind is None and self.spool is not None:
+                self.spool.seek(0)
+                for line in self.spool:
+                    self._print("line", json.loads(line))
+        finally:
+            if self.spool is not None:
+                self.spool.close()
+
+    def chars(self, chunk, chars: str) -> None:
+        from ..report import char_records
+
+        for row in char_records(chunk, chars):
+            self._print("char", row)
+
+    def lines(self, scores) -> None:
+        from ..report import line_records
+
+        for row in line_records(scores):
+            if self.spool is not None:
+                self.spool.write(json.dumps(row) + "\n")
+            else:
+                self._print("line", row)
+
+    def _print(self, kind: str, row: dict) -> None:
+        from ..report import char_header, char_text, line_header, line_text
+
+        if self.as_json:
+            emit(row)
+            return
+        if not self.headed[kind]:
+            typer.echo(char_header() if kind == "char" else line_header())
+            self.headed[kind] = True
+        typer.echo(char_text(row) if kind == "char" else line_text(row))

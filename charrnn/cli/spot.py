@@ -17,11 +17,11 @@ def spot(
     source: Annotated[str, typer.Argument(help="Text to check, or - for stdin.")] = "-",
     min_surprisal: Annotated[
         float, typer.Option("--min-surprisal", metavar="BITS", help="Only characters at least this surprising.")
-    ] = 7.0,
+    ] = 10.0,
     min_gain: Annotated[
         float,
         typer.Option("--min-gain", metavar="BITS", help="Report when an edit makes the window this much likelier."),
-    ] = 5.0,
+    ] = 12.0,
     window: Annotated[int, typer.Option("--window", help="Characters after the edit that it is judged on.")] = 10,
     alternatives: Annotated[
         int, typer.Option("--alternatives", help="Most likely characters tried as replacements and insertions.")

@@ -7,6 +7,7 @@ from the record are listed before training starts.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from ..config import DataConfig, ModelConfig, PreviewConfig, TrainConfig
-from .common import emit, graceful_interrupt, show_bars, user_errors
+from .common import emit, exit_status, graceful_interrupt, show_bars, user_errors
 from .options import command_line, config_options, given
 
 
@@ -64,11 +65,14 @@ def train(
     **options: Any,
 ) -> None:
     """Train a character-level RNN on CORPUS and write a checkpoint."""
+    import contextlib
     from dataclasses import asdict
 
-    from ..checkpointing import check_replaceable, training_meta
+    from ..budget import check_training
+    from ..checkpointing import best_path, check_replaceable, check_writable, metrics_path, training_meta
     from ..config import check_values, resume_options
     from ..errors import CharrnnError, OptionError
+    from ..outputs import hold_output, refuse_inputs
     from ..preview import SamplePreview
     from ..provenance import run_metadata
     from ..report import train_record, train_text
@@ -76,7 +80,7 @@ def train(
     from ..train import train as run_training
     from ..vocab import parse_unk_option
 
-    with user_errors():
+    with user_errors(), contextlib.ExitStack() as held:
         if resume is not None and init_from is not None:
             raise OptionError("--resume and --init-from exclude each other (resume continues a run; init-from "
                               "starts one)")  # fmt: skip
@@ -87,12 +91,21 @@ def train(
         shown = PreviewConfig(**given(ctx, options, PreviewConfig))
         recorded = training_meta(resume) if resume is not None else None
         output = output if output is not None else resume if resume is not None else Path("model.npz")
-        check_replaceable(output, resume, force)
         run = resume_options({TrainConfig: given(ctx, options, TrainConfig),
                               DataConfig: given(ctx, options, DataConfig)}, recorded)  # fmt: skip
         for override in run.overrides:  # documents or not, and how split, is what the model is: never changed
             if override.startswith(("--documents ", "--val-docs ")):
                 raise OptionError(f"{resume} was trained otherwise: {override}; resume with the same")
+        inputs = [*(("corpus", path) for path in corpus), ("--val-file", run.data.val_file), ("--init-from", init_from)]
+        refuse_inputs({"-o": output, "the best model": best_path(output), "the metrics log": metrics_path(output)},
+                      inputs)  # fmt: skip
+        check_writable(output)  # before anything is locked or read: -o /dev/null, a directory, no such directory
+        held.enter_context(hold_output(output))  # until the run ends: one writer per output
+        check_replaceable(output, resume, force)
+        if resume is None and init_from is None:  # before the corpus is read (1 character: a lower bound)
+            config = {name: architecture.get(name) or getattr(ModelConfig, name) for name in ARCHITECTURE_OPTIONS}
+            check_training(1, config["hidden_size"], config["num_layers"], config["dtype"], run.train.batch_size,
+                           run.train.seq_len, run.train.optimizer, run.train.dropout > 0)  # fmt: skip
         if run.overrides:
             _log(f"resuming {resume} with options changed from its record: {', '.join(run.overrides)}")
         preview = SamplePreview(shown.length, shown.temperatures, run.train.seed)
@@ -124,7 +137,8 @@ def train(
         with graceful_interrupt() as interrupted:
             result = run_training(
                 start.model_config, run.train, data.vocab, data.train_ids, data.val_ids, output, resume=resume,
-                progress=not quiet, log=_log, should_stop=lambda: interrupted[0], init_model=start.init_model,
+                progress=not quiet, log=_log, should_stop=lambda: bool(interrupted[0]), init_model=start.init_model,
+                stop_evaluation=lambda: bool(interrupted[0]),
                 on_sample=show_samples, train_hash=data.train_hash, metadata={"data_config": asdict(run.data), **card},
                 documents=corpus_docs,
             )  # fmt: skip
@@ -135,4 +149,4 @@ def train(
             raise CharrnnError(train_text(record))
         typer.echo(train_text(record), err=True)
         if result.stop_reason == "interrupted":
-            raise typer.Exit(130)
+            raise typer.Exit(exit_status(interrupted[0] or signal.SIGINT))

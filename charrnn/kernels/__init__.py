@@ -24,6 +24,8 @@ One home per concern, each module readable on its own:
     optim        gradient norm, clipping, Adam / RMSprop / Adagrad / SGD
     sampling     the random generator, ranking, the draw, the whole sampling loop
     scoring      log-probabilities of a text, chunked (fast) or one step at a time (the sampler's step)
+    strict       strict twins: the same kernels compiled without fastmath, bit-identical on every CPU
+    coding       arithmetic coding: integer frequencies from the strict step, the range coder
 
 Documents (independent sequences packed into the rows of a chunk, charrnn/documents.py) use the same
 kernels with two optional (B, T) arrays: `resets` (rnn: where a row starts a document, its previous
@@ -48,7 +50,9 @@ ACT_TANH = 0  # tanh by a rational approximation: vectorises, |error| < 3e-7 (fl
 ACT_RELU = 1
 ACT_TANH_EXACT = 2  # libm tanh: exact to the last bit (float64, gradient checks)
 
-_MODULES = ("blas", "elementwise", "inputs", "rnn", "heads", "lm", "series", "optim", "sampling", "scoring")
+_MODULES = (
+    "blas", "elementwise", "inputs", "rnn", "heads", "lm", "series", "optim", "sampling", "scoring", "strict", "coding",
+)  # fmt: skip
 
 
 def __getattr__(name: str):

@@ -160,6 +160,27 @@ def _exp_remainder_overload(r):
     return remainder
 
 
+# The strict tree's stand-ins (kernels/strict.py) for the two callees above that fastmath or the CPU
+# would otherwise decide: llvm.fmuladd is fused on a CPU with FMA and rounded twice on one without, so
+# the strict exp rounds twice everywhere (without 'reassoc' the two-constant reduction survives as
+# written: n·ln2_hi is exact, so only the n·ln2_lo step rounds); and the remainder polynomial is the same
+# generator registered without fastmath (not cached on its own: a cached overload is keyed by its
+# closure, which it would share with the fastmath one; its strict callers are cached with it inside).
+
+
+@njit(cache=True, error_model="numpy")
+def _mul_add_rounded(a, b, c):
+    """a·b + c with two roundings, on every CPU (compiled without fastmath, so never contracted)."""
+    return a * b + c
+
+
+def _exp_remainder_rounded(r):
+    """`_exp_remainder` compiled without fastmath."""
+
+
+overload(_exp_remainder_rounded, jit_options={"error_model": "numpy"})(_exp_remainder_overload)
+
+
 @njit(cache=True, fastmath=FAST, error_model="numpy")
 def _exp_sum(values, shift):
     """values[j] = exp(values[j] - shift) in place for values <= shift (1-D, contiguous); returns their sum
